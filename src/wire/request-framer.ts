@@ -1,0 +1,395 @@
+/**
+ * Server-side framing: socket chunks in, `SspRequest` records out, in order.
+ *
+ * A numeric-state loop around llhttp (request mode, strict). The llhttp
+ * callbacks only record offsets: header names and values go into small typed
+ * arrays owned by the framer, so a request costs no allocation until it is
+ * complete; then the few headers the binding cares about are checked as bytes
+ * (length first, then a case-insensitive compare) and the record is built.
+ *
+ * Header bytes are addressed in a "head stream": position 0 is the first byte
+ * of the request target. While the head lies in one chunk, the head stream is
+ * that chunk shifted by where the head began. When a head spans reads, the
+ * part already seen is kept as views and, at the end of the head, joined with
+ * one copy; positions stay valid because the copy is exactly the head stream.
+ * A body that spans reads is joined the same way, once.
+ */
+import type { ErrorCode } from '../errors.js'
+import {
+  ContentType, type ContentTypeClass, classifyContentType, equalsLower, isIdBytes, parseDecimal, trimOws
+} from './header-bytes.js'
+import { LL, Parser, type ParserCallbacks } from './llhttp.js'
+import { Deviation, SspRequest } from './request.js'
+
+export const FramerState = {
+  RUNNING: 0,
+  /** The sink asked for a pause; the rest of the chunk is kept. */
+  PAUSED: 1,
+  /** A request was refused or the peer asked to close: nothing more is parsed. */
+  STOPPED: 2
+} as const
+export type FramerStateValue = typeof FramerState[keyof typeof FramerState]
+
+export interface FramerOptions {
+  /** interop posture: accept ssp-notes section 3 deviations, flag them on the record */
+  interop: boolean
+  maxHeaderBytes: number
+  maxHeaderCount: number
+  maxBodyBytes: number
+}
+
+export interface FramerSink {
+  /** A request is complete. Return false to pause parsing after it. */
+  onRequest (req: SspRequest): boolean
+  /** The request at this pipeline position is refused; parsing has stopped for good. */
+  onReject (code: ErrorCode, detail: string | undefined): void
+  /** A request's first byte was parsed (header timer starts). */
+  onMessageBegin (): void
+  /** A request's head is complete (header timer stops). */
+  onHeadersComplete (): void
+}
+
+const EMPTY = Buffer.alloc(0)
+const H_TRANSACTION_ID = Buffer.from('x-wv-transactionid')
+const H_SESSION_ID = Buffer.from('x-wv-sessionid')
+const H_CONTENT_LENGTH = Buffer.from('content-length')
+const H_CONTENT_TYPE = Buffer.from('content-type')
+
+const LAST_NONE = 0
+const LAST_FIELD = 1
+const LAST_VALUE = 2
+/** Bytes counted per header line besides name and value (": " and CRLF). */
+const LINE_OVERHEAD = 4
+
+export class RequestFramer implements ParserCallbacks {
+  state: FramerStateValue = FramerState.RUNNING
+  /** A request has begun and is not complete. */
+  inMessage = false
+
+  private readonly parser: Parser
+  private readonly sink: FramerSink
+  private readonly opts: FramerOptions
+
+  // ---- the chunk being parsed, and input kept while paused
+  private chunk: Buffer = EMPTY
+  private rest: Buffer | undefined = undefined
+  private backlog: Buffer[] = []
+
+  // ---- head stream of the current request
+  private headStartInChunk = -1
+  private headBase = 0
+  private headEnd = 0
+  private headPieces: Buffer[] = []
+  private headBytes = 0
+  private headDone = false
+  private nHeaders = 0
+  private last = LAST_NONE
+  private readonly fOff: Int32Array
+  private readonly fLen: Int32Array
+  private readonly vOff: Int32Array
+  private readonly vLen: Int32Array
+
+  // ---- results of the head, consumed when the message completes
+  private src: Buffer = EMPTY
+  private shift = 0
+  private contentType: ContentTypeClass = ContentType.OTHER
+  private deviations = 0
+  private keepAlive = true
+  private tidOff = -1
+  private tidLen = 0
+  private sidOff = -1
+  private sidLen = 0
+
+  // ---- body
+  private bodyChunk: Buffer = EMPTY
+  private bodyAt = 0
+  private bodyLen = 0
+  private bodyPieces: Buffer[] | undefined = undefined
+
+  constructor (sink: FramerSink, opts: FramerOptions) {
+    this.sink = sink
+    this.opts = opts
+    this.parser = new Parser(LL.TYPE_REQUEST, this)
+    const n = opts.maxHeaderCount
+    this.fOff = new Int32Array(n)
+    this.fLen = new Int32Array(n)
+    this.vOff = new Int32Array(n)
+    this.vLen = new Int32Array(n)
+  }
+
+  /** Parse one read. While paused the chunk is queued, in order. */
+  push (chunk: Buffer): void {
+    if (this.state !== FramerState.RUNNING) {
+      if (this.state === FramerState.PAUSED) this.backlog.push(chunk)
+      return
+    }
+    this.run(chunk)
+  }
+
+  /** Continue after a pause: the kept rest of the paused chunk, then the backlog. */
+  resume (): void {
+    if (this.state !== FramerState.PAUSED) return
+    this.state = FramerState.RUNNING
+    this.parser.resume()
+    const rest = this.rest
+    this.rest = undefined
+    if (rest !== undefined && rest.length > 0) this.run(rest)
+    while (this.state === FramerState.RUNNING && this.backlog.length > 0) {
+      this.run(this.backlog.shift()!)
+    }
+  }
+
+  /** Stop parsing for good (safe inside a callback); the parser is kept until destroy(). */
+  stop (): void {
+    this.state = FramerState.STOPPED
+    this.rest = undefined
+    this.backlog.length = 0
+  }
+
+  /** Stop parsing for good and release the parser. Never call from inside a callback. */
+  destroy (): void {
+    this.state = FramerState.STOPPED
+    this.rest = undefined
+    this.backlog.length = 0
+    this.parser.destroy()
+  }
+
+  /** Bytes received but not parsed because of a pause. */
+  get bufferedBytes (): number {
+    let n = this.rest === undefined ? 0 : this.rest.length
+    for (const b of this.backlog) n += b.length
+    return n
+  }
+
+  private run (chunk: Buffer): void {
+    // A head that began in the previous chunk: keep its tail as a view.
+    if (this.inMessage && !this.headDone && this.headStartInChunk >= 0) {
+      const piece = this.chunk.subarray(this.headStartInChunk)
+      this.headPieces.push(piece)
+      this.headBase += piece.length
+      this.headStartInChunk = 0
+    }
+    this.chunk = chunk
+    const ret = this.parser.execute(chunk)
+    if (ret === LL.OK) return
+    if (this.state === FramerState.STOPPED) return
+    if (ret === LL.PAUSED && this.state === FramerState.PAUSED) {
+      this.rest = chunk.subarray(this.parser.errorOffset())
+      return
+    }
+    if (ret === LL.PAUSED_H2_UPGRADE) {
+      this.reject('SSP_ERR_HTTP_VERSION', 'HTTP/2 connection preface')
+      return
+    }
+    this.reject('SSP_ERR_HTTP_PARSE', this.parser.errorReason())
+  }
+
+  private reject (code: ErrorCode, detail: string | undefined): number {
+    if (this.state !== FramerState.STOPPED) {
+      this.state = FramerState.STOPPED
+      this.sink.onReject(code, detail)
+    }
+    return LL.USER
+  }
+
+  private overHead (len: number): boolean {
+    this.headBytes += len
+    return this.headBytes > this.opts.maxHeaderBytes
+  }
+
+  // ---------------------------------------------------------------- llhttp callbacks
+
+  onMessageBegin (): number {
+    this.inMessage = true
+    this.headDone = false
+    this.headStartInChunk = -1
+    this.headBase = 0
+    this.headEnd = 0
+    this.headPieces.length = 0
+    this.headBytes = 0
+    this.nHeaders = 0
+    this.last = LAST_NONE
+    this.bodyLen = 0
+    this.bodyPieces = undefined
+    this.sink.onMessageBegin()
+    return 0
+  }
+
+  onUrl (at: number, len: number): number {
+    if (this.headStartInChunk < 0) this.headStartInChunk = at
+    this.headEnd = this.headBase + (at - this.headStartInChunk) + len
+    if (this.overHead(len)) return this.reject('SSP_ERR_HEADERS_TOO_LARGE', undefined)
+    return 0
+  }
+
+  onStatus (): number { return 0 }
+
+  onHeaderField (at: number, len: number): number {
+    const pos = this.headBase + (at - this.headStartInChunk)
+    this.headEnd = pos + len
+    if (this.last === LAST_FIELD) {
+      this.fLen[this.nHeaders - 1]! += len
+    } else {
+      const i = this.nHeaders
+      if (i === this.opts.maxHeaderCount) return this.reject('SSP_ERR_HEADERS_TOO_LARGE', 'too many header lines')
+      this.fOff[i] = pos
+      this.fLen[i] = len
+      this.vOff[i] = -1
+      this.vLen[i] = 0
+      this.nHeaders = i + 1
+      this.last = LAST_FIELD
+      len += LINE_OVERHEAD
+    }
+    if (this.overHead(len)) return this.reject('SSP_ERR_HEADERS_TOO_LARGE', undefined)
+    return 0
+  }
+
+  onHeaderValue (at: number, len: number): number {
+    const pos = this.headBase + (at - this.headStartInChunk)
+    const i = this.nHeaders - 1
+    if (this.last === LAST_VALUE) {
+      this.vLen[i]! += len
+    } else {
+      this.vOff[i] = pos
+      this.vLen[i] = len
+      this.last = LAST_VALUE
+    }
+    this.headEnd = pos + len
+    if (this.overHead(len)) return this.reject('SSP_ERR_HEADERS_TOO_LARGE', undefined)
+    return 0
+  }
+
+  onHeadersComplete (_status: number, upgrade: boolean, keepAlive: boolean): number {
+    this.headDone = true
+    this.sink.onHeadersComplete()
+    const p = this.parser
+
+    // The head stream as one buffer: the chunk itself, or one copy of the pieces.
+    if (this.headPieces.length === 0) {
+      this.src = this.chunk
+      this.shift = this.headStartInChunk
+    } else {
+      const need = this.headEnd - this.headBase
+      if (need > 0) this.headPieces.push(this.chunk.subarray(0, need))
+      this.src = Buffer.concat(this.headPieces)
+      this.shift = 0
+      this.headPieces.length = 0
+    }
+
+    if (p.httpMajor() !== 1 || p.httpMinor() !== 1) return this.reject('SSP_ERR_HTTP_VERSION', `HTTP/${p.httpMajor()}.${p.httpMinor()}`)
+    if (p.method() !== LL.METHOD_POST) return this.reject('SSP_ERR_METHOD', undefined)
+    if (upgrade) return this.reject('SSP_ERR_HTTP_PARSE', 'protocol upgrade not supported')
+
+    const src = this.src
+    const shift = this.shift
+    let ct: ContentTypeClass = ContentType.OTHER
+    let ctSeen = false
+    let tidOff = -1
+    let tidLen = 0
+    let sidOff = -1
+    let sidLen = 0
+    let dev = 0
+    for (let i = 0; i < this.nHeaders; i++) {
+      const flen = this.fLen[i]!
+      // Length first: only four names matter, of lengths 18, 14 and 12.
+      if (flen !== 18 && flen !== 14 && flen !== 12) continue
+      const foff = this.fOff[i]! + shift
+      const voff = this.vOff[i]!
+      let vs = voff < 0 ? 0 : voff + shift
+      let ve = voff < 0 ? 0 : vs + this.vLen[i]!
+      if (flen === 18) {
+        if (!equalsLower(src, foff, flen, H_TRANSACTION_ID)) continue
+        ;[vs, ve] = trimOws(src, vs, ve - vs)
+        if (tidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; continue }
+        tidOff = vs
+        tidLen = ve - vs
+      } else if (flen === 12) {
+        if (ctSeen || !equalsLower(src, foff, flen, H_CONTENT_TYPE)) continue
+        ctSeen = true
+        ct = classifyContentType(src, vs, ve - vs)
+      } else if (equalsLower(src, foff, flen, H_SESSION_ID)) {
+        ;[vs, ve] = trimOws(src, vs, ve - vs)
+        if (sidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; continue }
+        sidOff = vs
+        sidLen = ve - vs
+      } else if (equalsLower(src, foff, flen, H_CONTENT_LENGTH)) {
+        if (parseDecimal(src, vs, ve - vs) > this.opts.maxBodyBytes) return this.reject('SSP_ERR_BODY_TOO_LARGE', undefined)
+      }
+    }
+
+    if (ct === ContentType.OTHER) return this.reject('SSP_ERR_CONTENT_TYPE', undefined)
+    const interop = this.opts.interop
+    if (tidOff < 0 || tidLen === 0) {
+      if (!interop) return this.reject('SSP_ERR_TRANSACTION_ID_MISSING', undefined)
+      dev |= Deviation.TRANSACTION_ID_MISSING
+      tidOff = -1
+    } else if (!isIdBytes(src, tidOff, tidLen)) {
+      if (!interop) return this.reject('SSP_ERR_TRANSACTION_ID_INVALID', undefined)
+      dev |= Deviation.TRANSACTION_ID_GRAMMAR
+    }
+    if (sidOff >= 0 && !isIdBytes(src, sidOff, sidLen)) {
+      if (!interop) return this.reject('SSP_ERR_SESSION_ID_INVALID', undefined)
+      dev |= Deviation.SESSION_ID_GRAMMAR
+    }
+    if (dev !== 0 && !interop) {
+      return this.reject((dev & Deviation.DUPLICATE_ID_HEADER) !== 0 ? 'SSP_ERR_TRANSACTION_ID_INVALID' : 'SSP_ERR_HTTP_PARSE', 'duplicate x-wv-* header')
+    }
+
+    this.contentType = ct
+    this.deviations = dev
+    this.keepAlive = keepAlive
+    this.tidOff = tidOff
+    this.tidLen = tidLen
+    this.sidOff = sidOff
+    this.sidLen = sidLen
+    return 0
+  }
+
+  onBody (at: number, len: number): number {
+    const total = this.bodyLen + len
+    if (total > this.opts.maxBodyBytes) return this.reject('SSP_ERR_BODY_TOO_LARGE', undefined)
+    if (this.bodyLen === 0) {
+      this.bodyChunk = this.chunk
+      this.bodyAt = at
+    } else {
+      // The body continues in another callback: keep views, join once at the end.
+      if (this.bodyPieces === undefined) {
+        this.bodyPieces = [this.bodyChunk.subarray(this.bodyAt, this.bodyAt + this.bodyLen)]
+      }
+      this.bodyPieces.push(this.chunk.subarray(at, at + len))
+    }
+    this.bodyLen = total
+    return 0
+  }
+
+  onMessageComplete (): number {
+    this.inMessage = false
+    const n = this.bodyLen
+    const body = n === 0
+      ? EMPTY
+      : this.bodyPieces === undefined
+        ? this.bodyChunk.subarray(this.bodyAt, this.bodyAt + n)
+        : Buffer.concat(this.bodyPieces, n)
+    this.bodyPieces = undefined
+    this.bodyChunk = EMPTY
+    const shift = this.shift
+    const req = new SspRequest(
+      LL.METHOD_POST, this.contentType, body, this.deviations, this.keepAlive,
+      this.src, shift, this.headEnd + shift,
+      this.tidOff, this.tidLen, this.sidOff, this.sidLen
+    )
+    this.src = EMPTY
+    const more = this.sink.onRequest(req)
+    if (this.state === FramerState.STOPPED) return LL.USER
+    if (!this.keepAlive) {
+      this.state = FramerState.STOPPED
+      return LL.USER
+    }
+    if (!more && this.state === FramerState.RUNNING) {
+      this.state = FramerState.PAUSED
+      return LL.PAUSED
+    }
+    return 0
+  }
+}
+

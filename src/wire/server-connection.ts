@@ -1,0 +1,371 @@
+/**
+ * One accepted connection: socket in, framer, answers out.
+ *
+ * Answer order is the request order by construction: requests are handed to
+ * the application as the framer completes them, each hand-over adds one owed
+ * 200, and the owed 200s are written once at the end of the read, before any
+ * refusal, which is always the last answer on the connection.
+ *
+ * Backpressure: a request that cannot be handed over (application queue or
+ * this connection's share of it full) is held, not acknowledged; the framer
+ * pauses right after it and the socket stops reading, so TCP pushes back on
+ * the peer. The held request is handed over when a place frees up.
+ */
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { channel } from 'node:diagnostics_channel'
+import { createError, type ErrorCode } from '../errors.js'
+import { acks, ACK, ACK_CLOSE, ACK_LEN, errorReply, redirectReply } from './replies.js'
+import { FramerState, RequestFramer, type FramerSink } from './request-framer.js'
+import type { SspRequest } from './request.js'
+import type { ResolvedServerOptions } from './server-options.js'
+import { WireStats } from './stats.js'
+
+/** Why reading is paused (bit set). */
+const PAUSE_QUEUE = 1
+const PAUSE_WRITE = 2
+
+const chRequest = channel('ssp-transport:server:request')
+const chReject = channel('ssp-transport:server:reject')
+const chClose = channel('ssp-transport:server:close')
+
+/** What a connection needs from its server (kept narrow so tests can drive a connection alone). */
+export interface ConnectionHost {
+  readonly options: ResolvedServerOptions
+  readonly stats: WireStats
+  /** Coarse clock (ms), advanced by the server's timeout sweep. */
+  readonly now: number
+  inflight: number
+  /** Queue this connection to be woken when the application queue has room. */
+  waitForRoom (conn: ServerConnection): void
+  /** A held request finished: maybe wake waiting connections. */
+  released (): void
+  connectionClosed (conn: ServerConnection): void
+}
+
+let nextId = 1
+
+export class ServerConnection implements FramerSink {
+  readonly id = nextId++
+  readonly socket: Socket | TLSSocket
+  readonly stats = new WireStats()
+  /** Free slot for the layer above (the SSP node keeps its peer state here). */
+  context: unknown = undefined
+
+  private readonly host: ConnectionHost
+  private readonly opts: ResolvedServerOptions
+  private readonly framer: RequestFramer
+  /** Requests of this connection the application holds (handler promise pending). */
+  private inflight = 0
+  private held: SspRequest | undefined = undefined
+  private owed = 0
+  private closeAfterAcks = false
+  private refusal: ErrorCode | undefined = undefined
+  private redirect: Buffer | undefined = undefined
+  private paused = 0
+  private closing = false
+  closed = false
+  /** host.now when the current request began, its head ended (0: none open), and when a byte last came in. */
+  private requestStart = 0
+  private headStart = 0
+  private lastRead = 0
+  private readonly settled: () => void
+
+  constructor (socket: Socket | TLSSocket, host: ConnectionHost) {
+    this.socket = socket
+    this.host = host
+    this.opts = host.options
+    this.lastRead = host.now
+    this.framer = new RequestFramer(this, {
+      interop: this.opts.posture === 'interop',
+      maxHeaderBytes: this.opts.maxHeaderBytes,
+      maxHeaderCount: this.opts.maxHeaderCount,
+      maxBodyBytes: this.opts.maxBodyBytes
+    })
+    this.settled = () => {
+      this.inflight--
+      this.host.inflight--
+      if (this.held !== undefined) this.wake()
+      this.host.released()
+    }
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    socket.on('drain', () => this.onDrain())
+    socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err))
+    socket.on('close', () => this.onClose())
+  }
+
+  get remoteAddress (): string | undefined { return this.socket.remoteAddress }
+  get remotePort (): number | undefined { return this.socket.remotePort }
+  /** Requests held by the application for this connection. */
+  get pending (): number { return this.inflight }
+
+  /**
+   * Answer the request being handed over (call it from inside the handler)
+   * with a redirect instead of a 200; the connection closes after it. The SSP
+   * layer uses this only for the first SendSecretToken on a new connection.
+   */
+  redirectCurrent (location: string, status: 301 | 302 | 303 | 307 | 308 = 307): void {
+    this.redirect = redirectReply(status, location)
+  }
+
+  /** Close now: owed answers are flushed, held requests dropped. */
+  close (): void {
+    if (this.closed) return
+    this.stopParsing()
+    this.flush()
+    this.end()
+  }
+
+  /** Closed by the server's shutdown: stop taking requests, flush, end. */
+  shutdown (): void { this.close() }
+
+  // ------------------------------------------------------------------ socket events
+
+  private onData (chunk: Buffer): void {
+    const n = chunk.length
+    this.stats.bytesIn += n
+    this.host.stats.bytesIn += n
+    this.lastRead = this.host.now
+    this.framer.push(chunk)
+    this.flush()
+  }
+
+  private onDrain (): void {
+    if ((this.paused & PAUSE_WRITE) !== 0 && this.socket.writableLength <= this.opts.maxWriteBuffer) {
+      this.resumeReading(PAUSE_WRITE)
+    }
+  }
+
+  private onSocketError (err: NodeJS.ErrnoException): void {
+    this.stats.countError('SSP_ERR_SOCKET')
+    this.host.stats.countError('SSP_ERR_SOCKET')
+    if (chClose.hasSubscribers) chClose.publish({ connection: this, error: createError('SSP_ERR_SOCKET', { message: err.code ?? err.message, cause: err }) })
+  }
+
+  private onClose (): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.framer.inMessage) {
+      this.stats.incompleteRequests++
+      this.host.stats.incompleteRequests++
+    }
+    if (this.held !== undefined) {
+      this.held = undefined
+      this.stats.unacknowledgedDropped++
+      this.host.stats.unacknowledgedDropped++
+    }
+    this.framer.destroy()
+    this.host.connectionClosed(this)
+    if (chClose.hasSubscribers) chClose.publish({ connection: this })
+  }
+
+  // ------------------------------------------------------------------ framer sink
+
+  onMessageBegin (): void {
+    const now = this.host.now
+    this.requestStart = now
+    this.headStart = now
+  }
+
+  onHeadersComplete (): void {
+    this.headStart = 0
+  }
+
+  onRequest (req: SspRequest): boolean {
+    this.requestStart = 0
+    this.stats.requests++
+    this.host.stats.requests++
+    if (req.deviations !== 0) {
+      this.stats.countDeviations(req.deviations)
+      this.host.stats.countDeviations(req.deviations)
+    }
+    if (!this.hasRoom()) {
+      this.hold(req)
+      return false
+    }
+    this.handOver(req)
+    return true
+  }
+
+  onReject (code: ErrorCode, detail: string | undefined): void {
+    this.requestStart = 0
+    this.headStart = 0
+    this.stats.countError(code)
+    this.host.stats.countError(code)
+    if (chReject.hasSubscribers) chReject.publish({ connection: this, code, detail })
+    // The refusal keeps its place: it goes out after every earlier answer,
+    // including one still held for backpressure.
+    this.refusal = code
+  }
+
+  // ------------------------------------------------------------------ hand-over and answers
+
+  private hasRoom (): boolean {
+    return this.inflight < this.opts.maxPipelineDepth && this.host.inflight < this.opts.maxInflight
+  }
+
+  private hold (req: SspRequest): void {
+    this.held = req
+    this.pauseReading(PAUSE_QUEUE)
+    if (this.host.inflight >= this.opts.maxInflight) this.host.waitForRoom(this)
+  }
+
+  /** Room again (called by settle or by the server): hand over the held request, parse on. */
+  wake (): void {
+    const req = this.held
+    if (req === undefined || this.closed || !this.hasRoom()) return
+    this.held = undefined
+    this.handOver(req)
+    this.resumeReading(PAUSE_QUEUE)
+    if (this.framer.state === FramerState.PAUSED) this.framer.resume()
+    this.flush()
+  }
+
+  private handOver (req: SspRequest): void {
+    if (chRequest.hasSubscribers) chRequest.publish({ connection: this, request: req })
+    let r: void | PromiseLike<unknown> = undefined
+    try {
+      r = this.opts.onRequest(req, this)
+    } catch {
+      this.stats.handlerErrors++
+      this.host.stats.handlerErrors++
+    }
+    if (r !== undefined && r !== null && typeof r.then === 'function') {
+      this.inflight++
+      this.host.inflight++
+      r.then(this.settled, (): void => {
+        this.stats.handlerErrors++
+        this.host.stats.handlerErrors++
+        this.settled()
+      })
+    }
+    if (this.redirect !== undefined) {
+      // A redirect answers this request and ends the connection (spec 5.5).
+      this.flushOwed()
+      this.write(this.redirect)
+      this.redirect = undefined
+      this.stopParsing()
+      this.end()
+      return
+    }
+    this.owed++
+    if (!req.keepAlive) this.closeAfterAcks = true
+  }
+
+  private flushOwed (): void {
+    const n = this.owed
+    if (n === 0) return
+    this.owed = 0
+    this.stats.acknowledged += n
+    this.host.stats.acknowledged += n
+    if (this.closeAfterAcks) {
+      // The last 200 says the connection closes (the peer asked for it).
+      if (n > 1) this.write(acks(n - 1))
+      this.write(ACK_CLOSE)
+    } else {
+      this.write(n === 1 ? ACK : acks(n))
+    }
+  }
+
+  /** End of a read or of a wake-up: one write for all owed 200s, then a refusal if any. */
+  private flush (): void {
+    if (this.closing) return
+    if (this.owed > 0) {
+      if (this.refusal !== undefined && this.held === undefined) {
+        // One write: the 200s and the refusal after them.
+        const n = this.owed
+        this.owed = 0
+        this.stats.acknowledged += n
+        this.host.stats.acknowledged += n
+        const reply = errorReply(this.refusal)
+        const out = Buffer.allocUnsafe(n * ACK_LEN + reply.length)
+        acks(n).copy(out, 0)
+        reply.copy(out, n * ACK_LEN)
+        this.write(out)
+        this.refusal = undefined
+        this.end()
+        return
+      }
+      this.flushOwed()
+    }
+    if (this.held === undefined) {
+      if (this.refusal !== undefined) {
+        this.write(errorReply(this.refusal))
+        this.refusal = undefined
+        this.end()
+        return
+      }
+      if (this.closeAfterAcks) {
+        this.end()
+        return
+      }
+    }
+    if (this.socket.writableLength > this.opts.maxWriteBuffer) this.pauseReading(PAUSE_WRITE)
+  }
+
+  private write (b: Buffer): void {
+    const n = b.length
+    this.stats.bytesOut += n
+    this.host.stats.bytesOut += n
+    this.socket.write(b)
+  }
+
+  /** Safe from inside a framer callback: the parser itself is freed on close. */
+  private stopParsing (): void {
+    this.framer.stop()
+  }
+
+  private end (): void {
+    if (this.closing) return
+    this.closing = true
+    this.stopParsing()
+    this.socket.end()
+  }
+
+  private pauseReading (why: number): void {
+    if (this.paused === 0) {
+      this.socket.pause()
+      this.stats.backpressurePauses++
+      this.host.stats.backpressurePauses++
+    }
+    this.paused |= why
+  }
+
+  private resumeReading (why: number): void {
+    if (this.paused === 0) return
+    this.paused &= ~why
+    if (this.paused === 0 && !this.closing) this.socket.resume()
+  }
+
+  // ------------------------------------------------------------------ timeouts (driven by the server's sweep)
+
+  /** Called by the server's sweep with the current coarse time. */
+  checkTimeouts (now: number): void {
+    if (this.closed) return
+    if (this.closing) {
+      // We ended our side; a peer that neither reads nor closes gets cut off.
+      if (now - this.lastRead >= this.opts.idleTimeout) this.socket.destroy()
+      return
+    }
+    const o = this.opts
+    if (this.headStart !== 0 && now - this.headStart >= o.headersTimeout) {
+      this.timeout('SSP_ERR_HEADERS_TIMEOUT')
+    } else if (this.requestStart !== 0 && now - this.requestStart >= o.requestTimeout) {
+      this.timeout('SSP_ERR_REQUEST_TIMEOUT')
+    } else if ((this.paused & PAUSE_QUEUE) === 0 && now - this.lastRead >= o.idleTimeout) {
+      const code = this.socket.writableLength > 0 ? 'SSP_ERR_WRITE_STALLED' : 'SSP_ERR_IDLE_TIMEOUT'
+      this.stats.countError(code)
+      this.host.stats.countError(code)
+      this.stopParsing()
+      this.closing = true
+      this.socket.destroy()
+    }
+  }
+
+  private timeout (code: ErrorCode): void {
+    this.stopParsing()
+    this.onReject(code, undefined)
+    this.flush()
+  }
+}

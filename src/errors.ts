@@ -38,6 +38,8 @@ export const ERRORS = {
   SSP_ERR_TOO_MANY_REDIRECTS: { status: 0, message: 'too many redirects' },
   SSP_ERR_QUEUE_FULL: { status: 0, message: 'send queue full' },
   SSP_ERR_CLIENT_CLOSED: { status: 0, message: 'client closed' },
+  SSP_ERR_RESPONSE_HEADERS_TOO_LARGE: { status: 0, message: 'peer response header section exceeds maxResponseHeaderBytes' },
+  SSP_ERR_RESPONSE_BODY_TOO_LARGE: { status: 0, message: 'peer response body exceeds maxResponseBodyBytes' },
 
   // ---- SSP layer
   SSP_ERR_UNKNOWN_PEER: { status: 0, message: 'peer domain not in the directory' },

@@ -1,0 +1,79 @@
+/**
+ * The peer directory: where a domain's SSP server listens. A static map
+ * first (from options or `--peer DOMAIN=URL`), then DNS SRV
+ * `_imps-server._tcp.<domain>` through node:dns, as ssp-notes section 2 says
+ * real servers find each other.
+ */
+import { promises as dnsPromises } from 'node:dns'
+import { createError } from '../errors.js'
+import type { SspVersion } from './messages.js'
+
+export interface PeerEntry {
+  /** `http://host:port/path` or `https://…`. */
+  url: string
+  /** Binding version the peer speaks; 1.2 peers are sent `application/vnd.wv.ssp.xml`. Default 1.3. */
+  version?: SspVersion
+}
+
+export type Resolver = (domain: string) => Promise<PeerEntry | undefined>
+
+export type StaticPeers = Record<string, string | PeerEntry>
+
+export function normalizePeer (domain: string, v: string | PeerEntry): PeerEntry {
+  const e = typeof v === 'string' ? { url: v } : v
+  let u: URL
+  try {
+    u = new URL(e.url)
+  } catch {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `peer ${domain}: not a URL: ${e.url}` })
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `peer ${domain}: URL must be http: or https:, got ${u.protocol}` })
+  }
+  return { url: u.toString(), version: e.version ?? '1.3' }
+}
+
+export function staticResolver (peers: StaticPeers): Resolver {
+  const map = new Map<string, PeerEntry>()
+  for (const [d, v] of Object.entries(peers)) map.set(d.toLowerCase(), normalizePeer(d, v))
+  return async (domain) => map.get(domain.toLowerCase())
+}
+
+export interface SrvOptions {
+  /** Scheme for SRV targets (SRV has none). Default https. */
+  scheme?: 'http' | 'https'
+  /** Path on the target. Default `/`. */
+  path?: string
+  resolveSrv?: (name: string) => Promise<Array<{ name: string, port: number, priority: number, weight: number }>>
+}
+
+/** DNS SRV `_imps-server._tcp.<domain>`: lowest priority, then highest weight. */
+export function srvResolver (o: SrvOptions = {}): Resolver {
+  const scheme = o.scheme ?? 'https'
+  const path = o.path ?? '/'
+  const resolveSrv = o.resolveSrv ?? ((name: string) => dnsPromises.resolveSrv(name))
+  return async (domain) => {
+    let records
+    try {
+      records = await resolveSrv(`_imps-server._tcp.${domain}`)
+    } catch {
+      return undefined
+    }
+    if (records.length === 0) return undefined
+    records.sort((a, b) => a.priority - b.priority || b.weight - a.weight)
+    const r = records[0]!
+    const host = r.name.includes(':') ? `[${r.name}]` : r.name
+    return { url: `${scheme}://${host}:${r.port}${path}`, version: '1.3' }
+  }
+}
+
+/** First resolver that knows the domain wins. */
+export function chainResolvers (...rs: Resolver[]): Resolver {
+  return async (domain) => {
+    for (const r of rs) {
+      const e = await r(domain)
+      if (e !== undefined) return e
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,588 @@
+/**
+ * An SSP node: one object that is a federation server's SSP face.
+ *
+ * Dispatch of an incoming POST uses its headers only: the session id names
+ * the session, and the transaction id decides whether the POST is the
+ * response half of one of our pending transactions (ids we generated) or a
+ * new request from the peer. The XML body is passed on untouched. Only set-up
+ * messages (no session yet) are parsed, and, in the interop posture, the
+ * envelope of a POST that lacks the id headers (counted as a fallback).
+ */
+import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import { channel } from 'node:diagnostics_channel'
+import { createError, isSspError, type SspError } from '../errors.js'
+import { WireClient, type WireRequestError } from '../wire/client.js'
+import type { SspRequest } from '../wire/request.js'
+import type { ServerConnection } from '../wire/server-connection.js'
+import { WireServer, type WireServerStats } from '../wire/server.js'
+import { chainResolvers, normalizePeer, srvResolver, type PeerEntry, type Resolver } from './directory.js'
+import { TransactionIds } from './ids.js'
+import { EnvelopeKind, Mode, parseSetup, peekEnvelopeIds } from './messages.js'
+import {
+  checkNodeOptions, NODE_DEFAULTS, TransactionKind, type IncomingHandler, type ListenSpec, type SspNodeOptions
+} from './options.js'
+import { Peer, Role, Session } from './session.js'
+import { SetupCoordinator, type SetupHost } from './setup.js'
+
+const chSession = channel('ssp-transport:node:session')
+const chSessionEnd = channel('ssp-transport:node:session-end')
+const chSetupError = channel('ssp-transport:node:setup-error')
+
+/** The response half of one of our transactions. */
+export interface Answer {
+  readonly peer: string
+  readonly transactionId: string
+  /** Session id as it came in the answer's header. */
+  readonly sessionId: string | undefined
+  /** Body exactly as received. */
+  readonly body: Buffer
+  /** Microseconds from request() to the dummy 200 (undefined if the answer overtook it). */
+  readonly ackMicros: number | undefined
+  /** Microseconds from request() to the response half. */
+  readonly rttMicros: number
+}
+
+export interface RequestOptions {
+  /** Send as a notification in the session where we are the provider (the peer must have set it up). */
+  notification?: boolean
+  /** Override the node's transactionTimeout (ms). */
+  timeout?: number
+}
+
+export interface NodeStats {
+  sessions: number
+  setupsInProgress: number
+  pending: number
+  sent: number
+  answered: number
+  failed: number
+  timedOut: number
+  resent: number
+  lateAnswers: number
+  incomingRequests: number
+  incomingNotifications: number
+  duplicates: number
+  answersSent: number
+  answerFailures: number
+  handlerErrors: number
+  unknownSession: number
+  crossPeerRefused: number
+  setupFailures: number
+  /** Interop fallbacks and accepted deviations of this layer, by kind (the wire's are in `wire.interop`). */
+  interop: Record<string, number>
+  wire: WireServerStats[]
+}
+
+class PendingTx {
+  readonly tid: string
+  readonly session: Session
+  readonly body: Buffer | string
+  readonly start = performance.now()
+  readonly deadline: number
+  ackAt = 0
+  attempts = 0
+  settled = false
+  readonly resolve: (a: Answer) => void
+  readonly reject: (e: Error) => void
+  readonly onAck: (err: WireRequestError | null) => void
+
+  constructor (node: SspNode, tid: string, session: Session, body: Buffer | string, timeout: number,
+    resolve: (a: Answer) => void, reject: (e: Error) => void) {
+    this.tid = tid
+    this.session = session
+    this.body = body
+    this.deadline = Date.now() + timeout
+    this.resolve = resolve
+    this.reject = reject
+    this.onAck = (err) => node.acked(this, err)
+  }
+}
+
+export class SspNode extends EventEmitter {
+  readonly domain: string
+  readonly tids = new TransactionIds()
+  readonly interop: boolean
+
+  private readonly o: SspNodeOptions
+  private readonly handler: IncomingHandler | undefined
+  private readonly resolver: Resolver
+  private readonly servers: WireServer[] = []
+  private readonly serverUrls: string[] = []
+  private readonly peers = new Map<string, Peer>()
+  /** The static part of the peer directory (options.peers and addPeer). */
+  private readonly directory = new Map<string, PeerEntry>()
+  /** Sessions by our id and by the peer's id (real peers send their own; ssp-notes 3). */
+  private readonly sessions = new Map<string, Session>()
+  private readonly sessionsByPeerId = new Map<string, Session>()
+  private readonly pending = new Map<string, PendingTx>()
+  private readonly setup: SetupCoordinator
+  private sweep: NodeJS.Timeout | undefined = undefined
+  private closing: Promise<void> | undefined = undefined
+  private serving = 0
+  private readonly c = {
+    sent: 0, answered: 0, failed: 0, timedOut: 0, resent: 0, lateAnswers: 0,
+    incomingRequests: 0, incomingNotifications: 0, duplicates: 0, answersSent: 0, answerFailures: 0,
+    handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, setupFailures: 0
+  }
+
+  private readonly interopCounts: Record<string, number> = {}
+
+  constructor (options: SspNodeOptions) {
+    super()
+    checkNodeOptions(options)
+    this.o = options
+    this.domain = options.domain.toLowerCase()
+    this.interop = (options.posture ?? NODE_DEFAULTS.posture) === 'interop'
+    this.handler = options.handler
+    for (const [d, v] of Object.entries(options.peers ?? {})) this.directory.set(d.toLowerCase(), normalizePeer(d, v))
+    const rs: Resolver[] = [async (d) => this.directory.get(d)]
+    if (options.resolver !== false) rs.push(options.resolver ?? srvResolver())
+    this.resolver = chainResolvers(...rs)
+    const node = this
+    const host: SetupHost = {
+      domain: this.domain,
+      tids: this.tids,
+      interop: this.interop,
+      timeToLive: options.timeToLive ?? NODE_DEFAULTS.timeToLive,
+      setupTimeout: options.setupTimeout ?? NODE_DEFAULTS.setupTimeout,
+      redirect: options.redirect,
+      clientsFor: (peer, role) => node.clientsFor(peer, role),
+      resolvePeer: (peer) => node.resolvePeer(peer),
+      post: (client, body, tid, setup) => new Promise<void>((resolve, reject) => {
+        client.write(body, tid, undefined, setup, (err) => { if (err === null) resolve(); else reject(err) })
+      }),
+      sessionUp: (peer, role, id, peerId, clients, ttl) => node.sessionUp(peer, role, id, peerId, clients, ttl),
+      setupFailed: (peer, role, clients, err) => node.setupFailed(peer, role, clients, err),
+      peerFor: (domain) => node.peerFor(domain),
+      countDeviation: (kind) => node.countInterop(kind)
+    }
+    this.setup = new SetupCoordinator(host)
+  }
+
+  /** Start every listener. Resolves with their URLs. */
+  async start (): Promise<string[]> {
+    const specs: ListenSpec[] = this.o.listen ?? [{ port: 0, host: '127.0.0.1' }]
+    for (const spec of specs) {
+      const server = new WireServer({
+        ...this.o.server,
+        posture: this.interop ? 'interop' : 'strict',
+        tls: spec.tls,
+        onRequest: (req, conn) => this.onIncoming(req, conn)
+      })
+      server.on('connectionClose', (conn: ServerConnection) => {
+        if (conn.context instanceof Peer) conn.context.inbound.delete(conn)
+      })
+      const addr = await server.listen(spec.port ?? 0, spec.host ?? '127.0.0.1')
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+      this.servers.push(server)
+      this.serverUrls.push(`${server.secure ? 'https' : 'http'}://${host}:${addr.port}${spec.path ?? '/'}`)
+    }
+    const every = Math.max(10, Math.min(250, Math.floor((this.o.transactionTimeout ?? NODE_DEFAULTS.transactionTimeout) / 4)))
+    this.sweep = setInterval(() => this.checkTimeouts(), every)
+    this.sweep.unref()
+    return this.urls
+  }
+
+  get urls (): string[] { return [...this.serverUrls] }
+
+  /** Add or replace a static directory entry (e.g. once a peer's port is known). */
+  addPeer (domain: string, entry: string | PeerEntry): void {
+    const d = domain.toLowerCase()
+    this.directory.set(d, normalizePeer(domain, entry))
+    const p = this.peers.get(d)
+    if (p !== undefined && p.requestor === undefined && p.provider === undefined) p.entry = undefined
+  }
+
+  /** The session of the given role with a peer, if up. */
+  session (peer: string, role: Role = Role.REQUESTOR): Session | undefined {
+    const p = this.peers.get(peer.toLowerCase())
+    return role === Role.REQUESTOR ? p?.requestor : p?.provider
+  }
+
+  /** Set up (or reuse) the session where we are the requestor towards `peer`. */
+  connect (peer: string): Promise<Session> {
+    if (this.closing !== undefined) return Promise.reject(createError('SSP_ERR_NODE_CLOSED'))
+    return this.sessionFor(this.peerFor(peer))
+  }
+
+  /**
+   * Send one transaction request and resolve with its response half.
+   * Waits (bounded) for the session to be set up when it is not yet.
+   */
+  request (peerDomain: string, body: Buffer | string, opts: RequestOptions = {}): Promise<Answer> {
+    if (this.closing !== undefined) return Promise.reject(createError('SSP_ERR_NODE_CLOSED'))
+    const peer = this.peerFor(peerDomain)
+    const timeout = opts.timeout ?? this.o.transactionTimeout ?? NODE_DEFAULTS.transactionTimeout
+    if (opts.notification === true) {
+      const s = peer.provider
+      if (s === undefined || s.ended) return Promise.reject(createError('SSP_ERR_SESSION_CLOSED', { message: `no session provided to ${peer.domain}` }))
+      return this.transact(s, body, timeout)
+    }
+    const s = peer.requestor
+    if (s !== undefined && !s.ended) return this.transact(s, body, timeout)
+    return this.sessionFor(peer).then((session) => this.transact(session, body, timeout))
+  }
+
+  getStats (): NodeStats {
+    return {
+      ...this.c,
+      sessions: this.sessions.size,
+      setupsInProgress: this.setup.inProgress,
+      pending: this.pending.size,
+      interop: { ...this.interopCounts },
+      wire: this.servers.map((s) => s.getStats())
+    }
+  }
+
+  /** End a session explicitly; its pending transactions fail with SSP_ERR_SESSION_CLOSED. */
+  endSession (peer: string, role: Role = Role.REQUESTOR): void {
+    const s = this.session(peer, role)
+    if (s !== undefined) this.end(s, createError('SSP_ERR_SESSION_CLOSED', { message: 'closed by the application' }))
+  }
+
+  /**
+   * Graceful shutdown: refuse new transactions, let in-flight ones (ours and
+   * the peer's being served) finish for at most closeTimeout, fail the rest
+   * with SSP_ERR_NODE_CLOSED, then close every connection and listener.
+   */
+  close (): Promise<void> {
+    if (this.closing !== undefined) return this.closing
+    this.closing = (async () => {
+      const err = createError('SSP_ERR_NODE_CLOSED')
+      this.setup.abortAll(err)
+      for (const p of this.peers.values()) this.failWaiting(p, err)
+      const limit = Date.now() + (this.o.closeTimeout ?? NODE_DEFAULTS.closeTimeout)
+      while ((this.pending.size > 0 || this.serving > 0) && Date.now() < limit) {
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      for (const p of this.pending.values()) this.settleFail(p, err)
+      for (const s of [...this.sessions.values()]) this.end(s, createError('SSP_ERR_SESSION_CLOSED', { message: 'node closing' }))
+      const clients = new Set<WireClient>()
+      for (const p of this.peers.values()) for (const c of p.shared ?? []) clients.add(c)
+      for (const c of this.orphanClients) clients.add(c)
+      await Promise.all([...clients].map((c) => c.close().catch(() => {})))
+      await Promise.all(this.servers.map((s) => s.close()))
+      if (this.sweep !== undefined) clearInterval(this.sweep)
+    })()
+    return this.closing
+  }
+
+  // ------------------------------------------------------------------ incoming
+
+  private onIncoming (req: SspRequest, conn: ServerConnection): void | Promise<void> {
+    const sid = req.sessionId
+    if (sid === undefined) return this.onSessionless(req, conn)
+    const session = this.sessions.get(sid) ?? this.sessionsByPeerId.get(sid)
+    if (session === undefined || session.ended) {
+      this.c.unknownSession++
+      return
+    }
+    // A session id is honoured only on connections of the peer that owns it.
+    const bound = conn.context
+    if (bound !== session.peer) {
+      if (bound !== undefined) {
+        this.c.crossPeerRefused++
+        return
+      }
+      conn.context = session.peer
+      session.peer.inbound.add(conn)
+    }
+    const tid = req.transactionId
+    if (tid === undefined) return this.fromEnvelope(req, session)
+    const p = this.pending.get(tid)
+    if (p !== undefined && p.session.peer === session.peer) {
+      this.answered(p, req.body, sid)
+      return
+    }
+    if (this.tids.owns(tid)) {
+      // One of our ids, no longer pending: an answer after timeout or a duplicate answer.
+      this.c.lateAnswers++
+      return
+    }
+    return this.serve(session, tid, req.body)
+  }
+
+  /** No session id: a set-up message, or (interop) a POST whose ids are only in the body. */
+  private onSessionless (req: SspRequest, conn: ServerConnection): void | Promise<void> {
+    if (this.interop && req.transactionId === undefined) {
+      const ids = peekEnvelopeIds(req.body)
+      if (ids.kind === EnvelopeKind.SESSION && ids.sessionId !== undefined) {
+        const session = this.sessions.get(ids.sessionId) ?? this.sessionsByPeerId.get(ids.sessionId)
+        if (session !== undefined && (conn.context === undefined || conn.context === session.peer)) {
+          this.countInterop('idsFromBody')
+          return this.fromEnvelope(req, session)
+        }
+        this.c.unknownSession++
+        return
+      }
+      if (ids.kind === EnvelopeKind.SETUP) this.countInterop('setupWithoutHeaders')
+    }
+    let msg
+    try {
+      msg = parseSetup(req.body)
+    } catch (err) {
+      this.countInterop(isSspError(err) ? err.code : 'SSP_ERR_XML')
+      return
+    }
+    this.setup.onMessage(msg, conn)
+  }
+
+  /**
+   * Interop fallback: the ids come from the body's envelope. A peer may batch
+   * several Transactions in one Session: every Response among them settles
+   * its pending transaction; a Request is served (once, keyed by its id).
+   */
+  private fromEnvelope (req: SspRequest, session: Session): void | Promise<void> {
+    const ids = peekEnvelopeIds(req.body)
+    this.countInterop('transactionIdFromBody')
+    let serving: Promise<void> | undefined
+    for (const t of ids.transactions) {
+      if (t.transactionId === undefined) continue
+      const p = this.pending.get(t.transactionId)
+      if (p !== undefined && t.mode !== Mode.REQUEST) {
+        this.answered(p, req.body, req.sessionId)
+      } else if (t.mode === Mode.REQUEST && serving === undefined) {
+        serving = this.serve(session, t.transactionId, req.body)
+      }
+    }
+    return serving
+  }
+
+  /** A new request (or notification) from the peer: hand it to the application, POST the answer back. */
+  private serve (session: Session, tid: string, body: Buffer): Promise<void> | undefined {
+    if (session.recent.check(tid)) {
+      // Resent after a lost 200: the application has it already.
+      this.c.duplicates++
+      return undefined
+    }
+    const kind = session.role === Role.PROVIDER ? TransactionKind.REQUEST : TransactionKind.NOTIFICATION
+    if (kind === TransactionKind.REQUEST) this.c.incomingRequests++
+    else this.c.incomingNotifications++
+    const handler = this.handler
+    if (handler === undefined) return undefined
+    this.serving++
+    return new Promise<Buffer | string>((resolve) => {
+      resolve(handler({ peer: session.peer.domain, kind, transactionId: tid, sessionId: session.id, body }))
+    }).then(
+      (answer) => this.postAnswer(session, tid, answer, 0),
+      () => { this.c.handlerErrors++ }
+    ).finally(() => { this.serving-- })
+  }
+
+  /** POST the response half; resolves on its 200 (which is what frees the inbound request's place). */
+  private postAnswer (session: Session, tid: string, answer: Buffer | string, attempt: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (session.ended) {
+        this.c.answerFailures++
+        resolve()
+        return
+      }
+      session.pickClient().write(answer, tid, session.peerId, false, (err) => {
+        if (err === null) {
+          this.c.answersSent++
+          resolve()
+        } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < (this.o.maxResends ?? NODE_DEFAULTS.maxResends)) {
+          this.c.resent++
+          resolve(this.postAnswer(session, tid, answer, attempt + 1))
+        } else {
+          this.c.answerFailures++
+          resolve()
+        }
+      })
+    })
+  }
+
+  // ------------------------------------------------------------------ our transactions
+
+  private transact (session: Session, body: Buffer | string, timeout: number): Promise<Answer> {
+    const peer = session.peer
+    if (peer.pending >= (this.o.maxPendingPerPeer ?? NODE_DEFAULTS.maxPendingPerPeer)) {
+      return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingPerPeer transactions in flight` }))
+    }
+    const tid = this.tids.next()
+    return new Promise<Answer>((resolve, reject) => {
+      const p = new PendingTx(this, tid, session, body, timeout, resolve, reject)
+      this.pending.set(tid, p)
+      peer.pending++
+      this.c.sent++
+      this.writeTx(p)
+    })
+  }
+
+  private writeTx (p: PendingTx): void {
+    p.attempts++
+    p.session.pickClient().write(p.body, p.tid, p.session.peerId, false, p.onAck)
+  }
+
+  /** @internal the dummy 200 for one of our POSTs, or its failure. */
+  acked (p: PendingTx, err: WireRequestError | null): void {
+    if (p.settled) return
+    if (err === null) {
+      p.ackAt = performance.now()
+      return
+    }
+    if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && p.attempts <= (this.o.maxResends ?? NODE_DEFAULTS.maxResends) && !p.session.ended) {
+      // The connection died before the 200: at-least-once on the wire, the receiver drops the duplicate.
+      this.c.resent++
+      this.writeTx(p)
+      return
+    }
+    this.settleFail(p, err)
+    if (err.code === 'SSP_ERR_CONNECT' || err.code === 'SSP_ERR_TLS') this.end(p.session, err)
+  }
+
+  private answered (p: PendingTx, body: Buffer, sid: string | undefined): void {
+    if (p.settled) return
+    p.settled = true
+    this.pending.delete(p.tid)
+    p.session.peer.pending--
+    this.c.answered++
+    const now = performance.now()
+    p.resolve({
+      peer: p.session.peer.domain,
+      transactionId: p.tid,
+      sessionId: sid,
+      body,
+      ackMicros: p.ackAt === 0 ? undefined : (p.ackAt - p.start) * 1000,
+      rttMicros: (now - p.start) * 1000
+    })
+  }
+
+  private settleFail (p: PendingTx, err: Error): void {
+    if (p.settled) return
+    p.settled = true
+    this.pending.delete(p.tid)
+    p.session.peer.pending--
+    this.c.failed++
+    p.reject(err)
+  }
+
+  private checkTimeouts (): void {
+    const now = Date.now()
+    for (const p of this.pending.values()) {
+      if (p.deadline <= now) {
+        this.c.timedOut++
+        this.settleFail(p, createError('SSP_ERR_TRANSACTION_TIMEOUT', { message: `${p.tid} to ${p.session.peer.domain}` }))
+      }
+    }
+    for (const s of this.sessions.values()) {
+      if (s.expiresAt <= now) this.end(s, createError('SSP_ERR_SESSION_CLOSED', { message: 'timeToLive expired' }))
+    }
+  }
+
+  // ------------------------------------------------------------------ sessions and peers
+
+  private peerFor (domain: string): Peer {
+    const d = domain.toLowerCase()
+    let p = this.peers.get(d)
+    if (p === undefined) {
+      p = new Peer(d)
+      this.peers.set(d, p)
+    }
+    return p
+  }
+
+  private async resolvePeer (peer: Peer): Promise<PeerEntry> {
+    if (peer.entry !== undefined) return peer.entry
+    const e = await this.resolver(peer.domain)
+    if (e === undefined) throw createError('SSP_ERR_UNKNOWN_PEER', { message: peer.domain })
+    peer.entry = e
+    return e
+  }
+
+  private sessionFor (peer: Peer): Promise<Session> {
+    const s = peer.requestor
+    if (s !== undefined && !s.ended) return Promise.resolve(s)
+    if (peer.waiting.length >= (this.o.maxWaitingPerPeer ?? NODE_DEFAULTS.maxWaitingPerPeer)) {
+      return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxWaitingPerPeer transactions wait for the session` }))
+    }
+    const wait = new Promise<Session>((resolve, reject) => peer.waiting.push({ resolve, reject }))
+    if (peer.waiting.length === 1) {
+      this.setup.initiate(peer).then((session) => {
+        for (const w of peer.waiting.splice(0)) w.resolve(session)
+      }, (err: Error) => this.failWaiting(peer, err))
+    }
+    return wait
+  }
+
+  private failWaiting (peer: Peer, err: Error): void {
+    for (const w of peer.waiting.splice(0)) w.reject(err)
+  }
+
+  /** Outbound clients no session owns yet (set-up in progress without pair reuse). */
+  private readonly orphanClients = new Set<WireClient>()
+
+  private clientsFor (peer: Peer, _role: Role): WireClient[] {
+    if ((this.o.pairReuse ?? NODE_DEFAULTS.pairReuse) && peer.shared !== undefined) return peer.shared
+    const entry = peer.entry!
+    const n = this.o.pairs ?? NODE_DEFAULTS.pairs
+    const clients: WireClient[] = []
+    for (let i = 0; i < n; i++) {
+      const c = new WireClient(entry.url, { ...this.o.client, version: entry.version ?? '1.3', allowAnyIds: this.interop })
+      // Connection events are reported through diagnostics_channel by the client; a listener here keeps
+      // a failing peer from ever becoming an unhandled 'error'.
+      c.on('error', () => {})
+      clients.push(c)
+      this.orphanClients.add(c)
+    }
+    if (this.o.pairReuse ?? NODE_DEFAULTS.pairReuse) peer.shared = clients
+    return clients
+  }
+
+  private sessionUp (peer: Peer, role: Role, id: string, peerId: string, clients: WireClient[], ttl: number): Session {
+    const old = role === Role.REQUESTOR ? peer.requestor : peer.provider
+    if (old !== undefined) this.end(old, createError('SSP_ERR_SESSION_CLOSED', { message: 'replaced by a new set-up' }))
+    const s = new Session(id, peerId, role, peer, clients, ttl, this.o.dedupeWindow ?? NODE_DEFAULTS.dedupeWindow)
+    if (role === Role.REQUESTOR) peer.requestor = s
+    else peer.provider = s
+    this.sessions.set(id, s)
+    this.sessionsByPeerId.set(peerId, s)
+    for (const c of clients) this.orphanClients.delete(c)
+    // Extra pairs (S-009) connect now that the session exists.
+    for (let i = 1; i < clients.length; i++) clients[i]!.connect().catch(() => {})
+    if (chSession.hasSubscribers) chSession.publish({ node: this, session: s })
+    this.emit('session', { peer: peer.domain, role, id, peerId })
+    return s
+  }
+
+  private setupFailed (peer: Peer, role: Role, clients: WireClient[] | undefined, err: SspError): void {
+    this.c.setupFailures++
+    if (chSetupError.hasSubscribers) chSetupError.publish({ node: this, peer: peer.domain, role, error: err })
+    this.emit('setupError', { peer: peer.domain, role, error: err })
+    if (role === Role.REQUESTOR) this.failWaiting(peer, err)
+    // Close what the failed set-up opened, unless a live session uses it.
+    if (clients !== undefined && peer.requestor === undefined && peer.provider === undefined) {
+      for (const c of clients) { c.destroy(); this.orphanClients.delete(c) }
+      if (peer.shared === clients) peer.shared = undefined
+      for (const conn of peer.inbound) conn.close()
+      peer.entry = undefined
+    }
+  }
+
+  private end (s: Session, err: SspError): void {
+    if (s.ended) return
+    s.ended = true
+    this.sessions.delete(s.id)
+    if (this.sessionsByPeerId.get(s.peerId) === s) this.sessionsByPeerId.delete(s.peerId)
+    const peer = s.peer
+    if (peer.requestor === s) peer.requestor = undefined
+    if (peer.provider === s) peer.provider = undefined
+    for (const p of this.pending.values()) if (p.session === s) this.settleFail(p, err)
+    const stillUsed = (peer.requestor?.clients === s.clients) || (peer.provider?.clients === s.clients)
+    if (!stillUsed) {
+      for (const c of s.clients) c.close().catch(() => {})
+      if (peer.shared === s.clients) peer.shared = undefined
+    }
+    if (chSessionEnd.hasSubscribers) chSessionEnd.publish({ node: this, session: s, error: err })
+    this.emit('sessionEnd', { peer: peer.domain, role: s.role, id: s.id, reason: err.code })
+  }
+
+  private countInterop (kind: string): void {
+    this.interopCounts[kind] = (this.interopCounts[kind] ?? 0) + 1
+  }
+}
+
+export function createNode (options: SspNodeOptions): SspNode {
+  return new SspNode(options)
+}

@@ -1,0 +1,109 @@
+/** Options of an SSP node, with defaults. The README's node option table follows this file. */
+import { createError } from '../errors.js'
+import type { WireClientOptions } from '../wire/client.js'
+import type { ServerConnection } from '../wire/server-connection.js'
+import type { Posture, TlsServerOptions, WireServerOptions } from '../wire/server-options.js'
+import type { Resolver, StaticPeers } from './directory.js'
+
+export interface ListenSpec {
+  port?: number
+  host?: string
+  /** Present: this listener speaks HTTPS (S-003). */
+  tls?: TlsServerOptions
+  /** Advertised URL path. Default `/`. */
+  path?: string
+}
+
+export const TransactionKind = {
+  /** A service request in the session where we are the provider. */
+  REQUEST: 'request',
+  /** A notification request from the provider, in the session where we are the requestor. */
+  NOTIFICATION: 'notification'
+} as const
+export type TransactionKind = typeof TransactionKind[keyof typeof TransactionKind]
+
+/** An incoming request, as the application's handler sees it. The body is the XML exactly as received. */
+export interface IncomingTransaction {
+  readonly peer: string
+  readonly kind: TransactionKind
+  readonly transactionId: string
+  /** Our id of the session the request came in. */
+  readonly sessionId: string
+  readonly body: Buffer
+}
+
+/**
+ * The application: returns the response half's body (the SSP XML of the
+ * answer), which the node POSTs back with the same transaction id and the
+ * session id, on a connection it originated.
+ */
+export type IncomingHandler = (tx: IncomingTransaction) => Buffer | string | PromiseLike<Buffer | string>
+
+export interface SspNodeOptions {
+  /** This server's IMPS domain, e.g. `a.example`. */
+  domain: string
+  /** Listeners; default one HTTP listener on 127.0.0.1, port chosen free. */
+  listen?: ListenSpec[]
+  /** Static peer directory: domain → URL (or { url, version }). Consulted before DNS SRV. */
+  peers?: StaticPeers
+  /** Resolver used after the static map. Default DNS SRV `_imps-server._tcp.<domain>`; `false` for none. */
+  resolver?: Resolver | false
+  posture?: Posture
+  handler?: IncomingHandler
+  /** Server-side redirection (spec 5.5): consulted only for the first SendSecretToken on a new connection. */
+  redirect?: (peer: string, connection: ServerConnection) => string | undefined
+  /** S-008: one connection pair for both sessions with a peer. Default true. */
+  pairReuse?: boolean
+  /** S-009: outbound connections per peer (per session without reuse). Default 1. */
+  pairs?: number
+  /** Session timeToLive offered, in seconds. Default 3600. */
+  timeToLive?: number
+  /** Set-up must finish within this many ms. Default 10,000. */
+  setupTimeout?: number
+  /** A transaction fails with SSP_ERR_TRANSACTION_TIMEOUT after this many ms without its response half. Default 30,000. */
+  transactionTimeout?: number
+  /** Our transactions in flight per peer. Default 10,000. */
+  maxPendingPerPeer?: number
+  /** Transactions waiting for a session to come up, per peer. Default 10,000. */
+  maxWaitingPerPeer?: number
+  /** Times a POST is resent after its connection died before the 200. Default 3. */
+  maxResends?: number
+  /** Incoming transaction ids remembered per session to drop resent duplicates. Default 4096. */
+  dedupeWindow?: number
+  /** close(): how long to drain in-flight transactions, in ms. Default 10,000. */
+  closeTimeout?: number
+  /** Outbound client options (pipeline depth, TLS trust and client certificate, reconnect backoff...). */
+  client?: Omit<WireClientOptions, 'version'>
+  /** Inbound server limits (see WireServerOptions). */
+  server?: Omit<WireServerOptions, 'posture' | 'onRequest' | 'tls'>
+}
+
+export const NODE_DEFAULTS = {
+  posture: 'strict',
+  pairReuse: true,
+  pairs: 1,
+  timeToLive: 3600,
+  setupTimeout: 10_000,
+  transactionTimeout: 30_000,
+  maxPendingPerPeer: 10_000,
+  maxWaitingPerPeer: 10_000,
+  maxResends: 3,
+  dedupeWindow: 4096,
+  closeTimeout: 10_000
+} as const
+
+const DOMAIN = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/
+
+export function checkNodeOptions (o: SspNodeOptions): void {
+  if (typeof o.domain !== 'string' || !DOMAIN.test(o.domain)) {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `domain must be a DNS name, got ${String(o.domain)}` })
+  }
+  for (const k of ['pairs', 'timeToLive', 'setupTimeout', 'transactionTimeout', 'maxPendingPerPeer', 'maxWaitingPerPeer', 'closeTimeout'] as const) {
+    const v = o[k]
+    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a positive integer` })
+  }
+  for (const k of ['maxResends', 'dedupeWindow'] as const) {
+    const v = o[k]
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a non-negative integer` })
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Peers and sessions.
+ *
+ * A peer is another SSP server, known by domain. Between us and a peer there
+ * are at most two sessions: the one where we are the requestor (we set it
+ * up; our service requests and their notifications travel in it) and the one
+ * where we are the provider (they set it up). Each session has a connection
+ * pair: our outbound clients (connections we originated, the only ones we
+ * POST on, S-007) and the peer's inbound connections to us. With pair reuse
+ * (S-008) both sessions share one set of outbound clients; with multiple
+ * pairs (S-009) a session has `pairs` outbound clients.
+ */
+import type { WireClient } from '../wire/client.js'
+import type { ServerConnection } from '../wire/server-connection.js'
+import type { PeerEntry } from './directory.js'
+
+export const Role = {
+  /** We set the session up; we send service requests in it. */
+  REQUESTOR: 'requestor',
+  /** The peer set it up; we serve its requests and may send it notifications. */
+  PROVIDER: 'provider'
+} as const
+export type Role = typeof Role[keyof typeof Role]
+
+/**
+ * Recently seen transaction ids of incoming requests, for at-most-once
+ * hand-over to the application when a peer resends after a lost 200. A ring
+ * of fixed size plus a set: O(1) per request, bounded memory.
+ */
+export class DedupeWindow {
+  private readonly ring: Array<string | undefined>
+  private readonly seen = new Set<string>()
+  private i = 0
+
+  constructor (size: number) {
+    this.ring = new Array<string | undefined>(size)
+  }
+
+  /** True when `id` was already seen (a duplicate); otherwise remembers it. */
+  check (id: string): boolean {
+    if (this.seen.has(id)) return true
+    if (this.ring.length === 0) return false
+    const old = this.ring[this.i]
+    if (old !== undefined) this.seen.delete(old)
+    this.ring[this.i] = id
+    this.seen.add(id)
+    this.i = (this.i + 1) % this.ring.length
+    return false
+  }
+}
+
+export class Session {
+  /** Our name for the session (what the peer puts in `x-wv-sessionid` when it follows us). */
+  readonly id: string
+  /** The peer's name for it (what we put in `x-wv-sessionid`). */
+  readonly peerId: string
+  readonly role: Role
+  readonly peer: Peer
+  /** Outbound clients this session POSTs on. Shared with the other session under pair reuse. */
+  readonly clients: WireClient[]
+  readonly createdAt = Date.now()
+  expiresAt: number
+  ended = false
+  readonly recent: DedupeWindow
+
+  constructor (id: string, peerId: string, role: Role, peer: Peer, clients: WireClient[], ttlSeconds: number, dedupe: number) {
+    this.id = id
+    this.peerId = peerId
+    this.role = role
+    this.peer = peer
+    this.clients = clients
+    this.expiresAt = this.createdAt + ttlSeconds * 1000
+    this.recent = new DedupeWindow(dedupe)
+  }
+
+  /** Least-pending outbound client (S-009: spread over the pairs). */
+  pickClient (): WireClient {
+    const cs = this.clients
+    let best = cs[0]!
+    if (cs.length === 1) return best
+    let load = best.inFlight + best.queued
+    for (let i = 1; i < cs.length; i++) {
+      const c = cs[i]!
+      const l = c.inFlight + c.queued
+      if (l < load) { best = c; load = l }
+    }
+    return best
+  }
+}
+
+export class Peer {
+  readonly domain: string
+  entry: PeerEntry | undefined = undefined
+  /** Outbound clients shared by both sessions (pair reuse). */
+  shared: WireClient[] | undefined = undefined
+  /** Connections the peer originated to us. */
+  readonly inbound = new Set<ServerConnection>()
+  requestor: Session | undefined = undefined
+  provider: Session | undefined = undefined
+  /** Our transactions in flight towards this peer. */
+  pending = 0
+  /** Transactions waiting for the requestor session to come up. */
+  readonly waiting: Array<{ resolve: (s: Session) => void, reject: (e: Error) => void }> = []
+
+  constructor (domain: string) {
+    this.domain = domain
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * Session set-up (ssp-notes section 2), both as initiator and as responder.
+ *
+ *   initiator A                               responder B
+ *   1 SendSecretToken(Request, A's secret)  ─▶   (on A's connection)
+ *                                           ◀─ 3 SendSecretToken(Response, B's secret)   (on B's connection)
+ *   4 LoginRequest(Request, md5(B's secret)) ─▶
+ *                                           ◀─ 5 LoginRequest(Response, md5(A's secret))
+ *   6 LoginResponse(Request, A's session id) ─▶
+ *                                           ◀─ 7 LoginResponse(Response, B's session id)
+ *
+ * Set-up messages are parsed as XML (never on the transaction fast path).
+ * Each side POSTs only on connections it originated (S-007), so every arrow
+ * above is a POST answered by a dummy 200.
+ */
+import { createError, type SspError } from '../errors.js'
+import type { WireClient } from '../wire/client.js'
+import type { ServerConnection } from '../wire/server-connection.js'
+import type { PeerEntry } from './directory.js'
+import { newSessionId, type TransactionIds } from './ids.js'
+import {
+  buildSetup, digestMatches, Mode, newSecret, passwordDigest, SetupKind, type ParsedSetupMessage, type SetupMessage
+} from './messages.js'
+import { Peer, Role, type Session } from './session.js'
+
+export interface SetupHost {
+  readonly domain: string
+  readonly tids: TransactionIds
+  readonly interop: boolean
+  /** Session timeToLive we offer, in seconds. */
+  readonly timeToLive: number
+  readonly setupTimeout: number
+  /** Outbound clients for a session of this role with this peer (created when missing). */
+  clientsFor (peer: Peer, role: Role): WireClient[]
+  resolvePeer (peer: Peer): Promise<PeerEntry>
+  /** POST a set-up message; resolves on the dummy 200. */
+  post (client: WireClient, body: Buffer, tid: string, setup: boolean): Promise<void>
+  sessionUp (peer: Peer, role: Role, id: string, peerId: string, clients: WireClient[], ttlSeconds: number): Session
+  setupFailed (peer: Peer, role: Role, clients: WireClient[] | undefined, err: SspError): void
+  peerFor (domain: string): Peer
+  /** Consulted for the first SendSecretToken on a new inbound connection (spec 5.5). */
+  redirect: ((peer: string, conn: ServerConnection) => string | undefined) | undefined
+  countDeviation (kind: string): void
+}
+
+const Stage = {
+  /** Initiator: waiting for step 3. Responder: waiting for step 4. */
+  TOKEN: 1,
+  /** Initiator: waiting for step 5. Responder: waiting for step 6. */
+  LOGIN: 2,
+  /** Initiator: waiting for step 7. */
+  LOGIN_RESPONSE: 3,
+  DONE: 4
+} as const
+type StageValue = typeof Stage[keyof typeof Stage]
+
+interface Exchange {
+  readonly peer: Peer
+  readonly role: Role
+  readonly ourSecret: Buffer
+  peerSecret: Buffer | undefined
+  clients: WireClient[] | undefined
+  /** Transaction id of the step we wait an answer to (initiator) or of step 1 (responder). */
+  tid: string
+  stage: StageValue
+  /** Our session id, offered in step 6 or 7. */
+  readonly sessionId: string
+  timer: NodeJS.Timeout
+  resolve: (s: Session) => void
+  reject: (e: SspError) => void
+}
+
+export class SetupCoordinator {
+  private readonly host: SetupHost
+  /** Set-ups we initiated (we will be the requestor), by peer domain. */
+  private readonly outgoing = new Map<string, Exchange>()
+  /** Set-ups the peer initiated (we will be the provider), by peer domain. */
+  private readonly incoming = new Map<string, Exchange>()
+
+  constructor (host: SetupHost) {
+    this.host = host
+  }
+
+  /** Steps 1, 4, 6 as initiator. Resolves when step 7 arrives. */
+  initiate (peer: Peer): Promise<Session> {
+    const existing = this.outgoing.get(peer.domain)
+    if (existing !== undefined) {
+      return new Promise((resolve, reject) => {
+        const { resolve: r0, reject: j0 } = existing
+        existing.resolve = (s) => { r0(s); resolve(s) }
+        existing.reject = (e) => { j0(e); reject(e) }
+      })
+    }
+    return new Promise<Session>((resolve, reject) => {
+      const ex = this.exchange(peer, Role.REQUESTOR, resolve, reject)
+      this.outgoing.set(peer.domain, ex)
+      this.host.resolvePeer(peer).then((entry) => {
+        if (ex.stage === Stage.DONE) return
+        ex.clients = this.host.clientsFor(peer, Role.REQUESTOR)
+        ex.tid = this.host.tids.next()
+        return this.send(ex, entry, {
+          kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: ex.tid, domain: this.host.domain, secret: ex.ourSecret
+        }, true)
+      }).catch((err: SspError) => this.fail(ex, err))
+    })
+  }
+
+  /** An incoming set-up message (no session id header). */
+  onMessage (msg: ParsedSetupMessage, conn: ServerConnection): void {
+    const h = this.host
+    if (msg.kind === SetupKind.SEND_SECRET_TOKEN) {
+      // Steps 1 and 3 are the only places a redirect may answer (spec 5.5).
+      if (h.redirect !== undefined && conn.stats.requests === 1) {
+        const to = h.redirect(msg.domain, conn)
+        if (to !== undefined) {
+          conn.redirectCurrent(to)
+          return
+        }
+      }
+      const peer = h.peerFor(msg.domain)
+      this.bind(peer, conn)
+      if (msg.mode === Mode.REQUEST) this.onToken(peer, msg)
+      else this.onTokenAnswer(peer, msg)
+      return
+    }
+    const peer = conn.context instanceof Peer ? conn.context : msg.kind === SetupKind.LOGIN_REQUEST ? h.peerFor(msg.domain) : undefined
+    if (peer === undefined) return
+    if (msg.kind === SetupKind.LOGIN_REQUEST) {
+      if (msg.mode === Mode.REQUEST) this.onLogin(peer, msg)
+      else this.onLoginAnswer(peer, msg)
+    } else {
+      if (msg.mode === Mode.REQUEST) this.onLoginResponse(peer, msg)
+      else this.onLoginResponseAnswer(peer, msg)
+    }
+  }
+
+  /** Fail every set-up in progress (node closing). */
+  abortAll (err: SspError): void {
+    for (const ex of [...this.outgoing.values(), ...this.incoming.values()]) this.fail(ex, err)
+  }
+
+  get inProgress (): number { return this.outgoing.size + this.incoming.size }
+
+  // ------------------------------------------------------------------ responder: steps 2, 3, 5, 7
+
+  private onToken (peer: Peer, msg: ParsedSetupMessage & { kind: 'SendSecretToken' }): void {
+    const old = this.incoming.get(peer.domain)
+    if (old !== undefined) this.fail(old, createError('SSP_ERR_SETUP_PROTOCOL', { message: `${peer.domain} started a new set-up` }))
+    const ex = this.exchange(peer, Role.PROVIDER, () => {}, () => {})
+    ex.peerSecret = msg.secret
+    ex.tid = msg.transactionId
+    this.incoming.set(peer.domain, ex)
+    // Step 2: find the peer's server; step 3: our secret, on our own connection.
+    this.host.resolvePeer(peer).then((entry) => {
+      if (ex.stage === Stage.DONE) return
+      ex.clients = this.host.clientsFor(peer, Role.PROVIDER)
+      return this.send(ex, entry, {
+        kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.host.domain, secret: ex.ourSecret
+      }, true)
+    }).catch((err: SspError) => this.fail(ex, err))
+  }
+
+  private onLogin (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginRequest' }): void {
+    const ex = this.incoming.get(peer.domain)
+    if (ex === undefined || ex.stage !== Stage.TOKEN || ex.peerSecret === undefined) return this.unexpected(peer, msg)
+    if (!digestMatches(ex.ourSecret, msg.digest)) {
+      this.fail(ex, createError('SSP_ERR_SETUP_DIGEST', { message: `${peer.domain} (step 4)` }))
+      return
+    }
+    ex.stage = Stage.LOGIN
+    this.reply(ex, {
+      kind: SetupKind.LOGIN_REQUEST, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.host.domain,
+      digest: passwordDigest(ex.peerSecret), timeToLive: this.host.timeToLive
+    })
+  }
+
+  private onLoginResponse (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginResponse' }): void {
+    const ex = this.incoming.get(peer.domain)
+    if (ex === undefined || ex.stage !== Stage.LOGIN) return this.unexpected(peer, msg)
+    const ttl = Math.min(this.host.timeToLive, msg.timeToLive ?? this.host.timeToLive)
+    this.reply(ex, {
+      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.RESPONSE, transactionId: msg.transactionId, sessionId: ex.sessionId,
+      timeToLive: ttl, statusCode: 200
+    })
+    this.done(ex, this.host.sessionUp(peer, Role.PROVIDER, ex.sessionId, msg.sessionId, ex.clients ?? [], ttl))
+  }
+
+  // ------------------------------------------------------------------ initiator: steps 3, 5, 7 arriving
+
+  private onTokenAnswer (peer: Peer, msg: ParsedSetupMessage & { kind: 'SendSecretToken' }): void {
+    const ex = this.outgoing.get(peer.domain)
+    if (ex === undefined || ex.stage !== Stage.TOKEN) return this.unexpected(peer, msg)
+    if (msg.transactionId !== ex.tid) {
+      // Real peers answer step 1 with a transaction id of their own (ssp-notes 3);
+      // the set-up is matched by the peer's domain instead.
+      if (!this.host.interop) {
+        this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: `step 3 from ${peer.domain} carries transactionID ${msg.transactionId}, not ${ex.tid} (S-005)`, scr: 'S-005' }))
+        return
+      }
+      this.host.countDeviation('setupTransactionId')
+    }
+    ex.peerSecret = msg.secret
+    ex.stage = Stage.LOGIN
+    ex.tid = this.host.tids.next()
+    this.reply(ex, {
+      kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: ex.tid, domain: this.host.domain,
+      digest: passwordDigest(msg.secret), timeToLive: this.host.timeToLive
+    })
+  }
+
+  private onLoginAnswer (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginRequest' }): void {
+    const ex = this.outgoing.get(peer.domain)
+    if (ex === undefined || ex.stage !== Stage.LOGIN) return this.unexpected(peer, msg)
+    if (!digestMatches(ex.ourSecret, msg.digest)) {
+      this.fail(ex, createError('SSP_ERR_SETUP_DIGEST', { message: `${peer.domain} (step 5)` }))
+      return
+    }
+    ex.stage = Stage.LOGIN_RESPONSE
+    ex.tid = this.host.tids.next()
+    this.reply(ex, {
+      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: ex.tid, sessionId: ex.sessionId,
+      timeToLive: this.host.timeToLive, statusCode: 200
+    })
+  }
+
+  private onLoginResponseAnswer (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginResponse' }): void {
+    const ex = this.outgoing.get(peer.domain)
+    if (ex === undefined || ex.stage !== Stage.LOGIN_RESPONSE) return this.unexpected(peer, msg)
+    if (msg.statusCode !== 200) {
+      this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: `${peer.domain} refused the login (status ${msg.statusCode})` }))
+      return
+    }
+    const ttl = Math.min(this.host.timeToLive, msg.timeToLive ?? this.host.timeToLive)
+    this.done(ex, this.host.sessionUp(peer, Role.REQUESTOR, ex.sessionId, msg.sessionId, ex.clients ?? [], ttl))
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  private exchange (peer: Peer, role: Role, resolve: (s: Session) => void, reject: (e: SspError) => void): Exchange {
+    const ex: Exchange = {
+      peer,
+      role,
+      ourSecret: newSecret(),
+      peerSecret: undefined,
+      clients: undefined,
+      tid: '',
+      stage: Stage.TOKEN,
+      sessionId: newSessionId(),
+      timer: setTimeout(() => this.fail(ex, createError('SSP_ERR_SETUP_TIMEOUT', { message: `${peer.domain} as ${role}` })), this.host.setupTimeout),
+      resolve,
+      reject
+    }
+    ex.timer.unref()
+    return ex
+  }
+
+  private bind (peer: Peer, conn: ServerConnection): void {
+    if (conn.context === undefined) {
+      conn.context = peer
+      peer.inbound.add(conn)
+    }
+  }
+
+  private send (ex: Exchange, entry: PeerEntry, msg: SetupMessage, setup: boolean): Promise<void> {
+    const client = ex.clients![0]!
+    return this.host.post(client, buildSetup(msg, { version: entry.version ?? '1.3' }), msg.transactionId, setup)
+  }
+
+  private reply (ex: Exchange, msg: SetupMessage): void {
+    const entry = ex.peer.entry
+    if (entry === undefined || ex.clients === undefined) {
+      this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: 'no connection to answer on' }))
+      return
+    }
+    this.send(ex, entry, msg, false).catch((err: SspError) => this.fail(ex, err))
+  }
+
+  private unexpected (peer: Peer, msg: ParsedSetupMessage): void {
+    this.host.countDeviation('unexpectedSetupMessage')
+    const ex = (msg.mode === Mode.REQUEST ? this.incoming : this.outgoing).get(peer.domain)
+    if (ex !== undefined) {
+      this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: `unexpected ${msg.kind} (${msg.mode}) from ${peer.domain}` }))
+    }
+  }
+
+  private done (ex: Exchange, s: Session): void {
+    ex.stage = Stage.DONE
+    clearTimeout(ex.timer)
+    this.forget(ex)
+    ex.resolve(s)
+  }
+
+  private fail (ex: Exchange, err: SspError): void {
+    if (ex.stage === Stage.DONE) return
+    ex.stage = Stage.DONE
+    clearTimeout(ex.timer)
+    this.forget(ex)
+    this.host.setupFailed(ex.peer, ex.role, ex.clients, err)
+    ex.reject(err)
+  }
+
+  private forget (ex: Exchange): void {
+    const m = ex.role === Role.REQUESTOR ? this.outgoing : this.incoming
+    if (m.get(ex.peer.domain) === ex) m.delete(ex.peer.domain)
+  }
+}

@@ -6,6 +6,9 @@
 import { Command, Option } from 'commander'
 import { createRequire } from 'node:module'
 import { EXIT, fail } from './exit.js'
+import { DEMO_COUNT, demoCommand } from './demo.js'
+import { collectPeer } from './node-options.js'
+import { sendCommand } from './send.js'
 import { serveCommand } from './serve.js'
 
 const require = createRequire(import.meta.url)
@@ -23,18 +26,53 @@ program
     process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE)
   })
 
-program.command('serve')
-  .description('run an endpoint that acknowledges every valid SSP POST')
+const posture = (): Option => new Option('--posture <posture>', 'strict: refuse every deviation; interop: accept real-peer deviations and count them').choices(['strict', 'interop']).default('strict')
+const logLevel = (): Option => new Option('--log-level <level>', 'connection and session events are logged at info').choices(['silent', 'error', 'info', 'debug']).default('info')
+const tlsOptions = (c: Command): Command => c
+  .option('--tls-cert <file>', 'certificate (PEM): serve HTTPS with it; also presented as client certificate')
+  .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
+  .option('--tls-ca <file>', 'CA bundle (PEM): trusted for peers\' server and client certificates')
+  .option('--require-client-cert', 'mutual TLS: refuse inbound connections without a trusted client certificate')
+
+tlsOptions(program.command('serve')
+  .description('run an SSP endpoint; with --domain, a full node that sets up sessions and answers transactions')
   .option('-p, --port <port>', 'TCP port (0 picks a free one)', '0')
   .option('-H, --host <host>', 'address to listen on', '127.0.0.1')
-  .addOption(new Option('--posture <posture>', 'strict: refuse every deviation; interop: accept real-peer deviations and count them').choices(['strict', 'interop']).default('strict'))
-  .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
-  .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
-  .option('--tls-ca <file>', 'CA bundle for client certificates (PEM)')
-  .option('--require-client-cert', 'mutual TLS: refuse clients without a trusted certificate')
-  .addOption(new Option('--log-level <level>', 'connection events are logged at info').choices(['silent', 'error', 'info', 'debug']).default('info'))
+  .option('--domain <domain>', 'run a full SSP node for this IMPS domain')
+  .option('--peer <domain=url>', 'peer directory entry (repeatable); append ,1.2 for a version 1.2 peer', collectPeer, [])
+  .option('--echo', 'answer every incoming request by echoing its body in the response half')
+  .addOption(posture())
+  .addOption(logLevel()))
   .action(async (opts) => {
     process.exitCode = await serveCommand(opts)
+  })
+
+tlsOptions(program.command('send')
+  .description('set up a session with a peer and run N transactions at pipeline depth K')
+  .requiredOption('--domain <domain>', 'our IMPS domain')
+  .requiredOption('--to <domain>', 'the peer to send to (must have a --peer entry or a DNS SRV record)')
+  .option('--peer <domain=url>', 'peer directory entry (repeatable)', collectPeer, [])
+  .option('--count <n>', 'transactions', '1000')
+  .option('--depth <k>', 'pipeline depth (transactions outstanding)', '16')
+  .option('--size <bytes>', 'request body size', '380')
+  .option('--json', 'print one JSON object instead of the text summary')
+  .option('-p, --port <port>', 'our listening port, where the peer POSTs its answers (0 picks a free one)', '0')
+  .option('-H, --host <host>', 'address to listen on', '127.0.0.1')
+  .addOption(posture())
+  .addOption(logLevel()))
+  .action(async (opts) => {
+    process.exitCode = await sendCommand(opts)
+  })
+
+program.command('demo')
+  .description('two nodes on loopback, sessions both ways over one connection pair, pipelined transactions both ways, summary')
+  .option('--count <n>', 'transactions each way', String(DEMO_COUNT))
+  .option('--depth <k>', 'pipeline depth each way', '16')
+  .option('--size <bytes>', 'request body size', '380')
+  .option('--json', 'print one JSON object instead of the text summary')
+  .addOption(new Option('--log-level <level>', 'session events are logged at info').choices(['silent', 'error', 'info', 'debug']).default('error'))
+  .action(async (opts) => {
+    process.exitCode = await demoCommand(opts)
   })
 
 try {

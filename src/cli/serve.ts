@@ -1,18 +1,24 @@
-import { readFileSync } from 'node:fs'
+/**
+ * `serve`: without --domain, a wire endpoint that acknowledges every valid
+ * SSP POST; with --domain, a full SSP node (sessions, transactions, answers).
+ */
+import { SspNode } from '../ssp/node.js'
+import { sendMessageResponse } from '../ssp/payload.js'
 import { createError } from '../errors.js'
 import { WireServer } from '../wire/server.js'
 import type { Posture } from '../wire/server-options.js'
 import { EXIT } from './exit.js'
-import { createLogger, type LogLevel } from './log.js'
+import { createLogger, type Logger, type LogLevel } from './log.js'
+import { clientTls, listenSpec, parsePeers, type TlsFlags } from './node-options.js'
+import { logNodeEvents } from './node-log.js'
 
-export interface ServeOptions {
+export interface ServeOptions extends TlsFlags {
   port: string
   host: string
   posture: Posture
-  tlsCert?: string
-  tlsKey?: string
-  tlsCa?: string
-  requireClientCert?: boolean
+  domain?: string
+  peer?: string[]
+  echo?: boolean
   logLevel: LogLevel
 }
 
@@ -22,35 +28,9 @@ export function parsePort (s: string): number {
   return n
 }
 
-/** `serve`: acknowledge every valid SSP POST until SIGINT/SIGTERM. */
-export async function serveCommand (o: ServeOptions): Promise<number> {
-  const log = createLogger(o.logLevel)
-  const port = parsePort(o.port)
-  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
-    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: '--tls-cert and --tls-key go together' })
-  }
-  const server = new WireServer({
-    posture: o.posture,
-    tls: o.tlsCert === undefined || o.tlsKey === undefined
-      ? undefined
-      : {
-          cert: readFileSync(o.tlsCert),
-          key: readFileSync(o.tlsKey),
-          ca: o.tlsCa === undefined ? undefined : readFileSync(o.tlsCa),
-          requestClientCert: o.requireClientCert === true
-        }
-  })
-  server.on('connection', (c) => log.info(`connection ${c.id} from ${c.remoteAddress ?? '?'}:${c.remotePort ?? '?'}`))
-  server.on('connectionClose', (c) => {
-    const s = c.stats
-    log.info(`connection ${c.id} closed: ${s.requests} requests, ${s.bytesIn} bytes in` +
-      (Object.keys(s.errors).length > 0 ? `, errors ${JSON.stringify(s.errors)}` : ''))
-  })
-  const addr = await server.listen(port, o.host)
-  const scheme = server.secure ? 'https' : 'http'
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
-  process.stdout.write(`listening on ${scheme}://${host}:${addr.port}\n`)
-  await new Promise<void>((resolve) => {
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilSignal (log: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       log.info(`${sig}: closing`)
       process.off('SIGINT', onInt)
@@ -62,8 +42,50 @@ export async function serveCommand (o: ServeOptions): Promise<number> {
     process.on('SIGINT', onInt)
     process.on('SIGTERM', onTerm)
   })
+}
+
+export async function serveCommand (o: ServeOptions): Promise<number> {
+  const log = createLogger(o.logLevel)
+  const spec = listenSpec(parsePort(o.port), o.host, o)
+  if (o.domain !== undefined) return serveNode(o, spec, log)
+  if ((o.peer ?? []).length > 0 || o.echo === true) {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: '--peer and --echo need --domain (a full node)' })
+  }
+  const server = new WireServer({ posture: o.posture, tls: spec.tls })
+  server.on('connection', (c) => log.info(`connection ${c.id} from ${c.remoteAddress ?? '?'}:${c.remotePort ?? '?'}`))
+  server.on('connectionClose', (c) => {
+    const s = c.stats
+    log.info(`connection ${c.id} closed: ${s.requests} requests, ${s.bytesIn} bytes in` +
+      (Object.keys(s.errors).length > 0 ? `, errors ${JSON.stringify(s.errors)}` : ''))
+  })
+  const addr = await server.listen(spec.port, spec.host)
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+  process.stdout.write(`listening on ${server.secure ? 'https' : 'http'}://${host}:${addr.port}\n`)
+  await untilSignal(log)
   await server.close()
   const st = server.getStats()
   log.info(`closed: ${st.requests} requests, ${st.acknowledged} acknowledged, ${st.connectionsAccepted} connections`)
+  return EXIT.OK
+}
+
+async function serveNode (o: ServeOptions, spec: ReturnType<typeof listenSpec>, log: Logger): Promise<number> {
+  const node = new SspNode({
+    domain: o.domain!,
+    listen: [spec],
+    peers: parsePeers(o.peer),
+    posture: o.posture,
+    client: clientTls(o),
+    // --echo: the response half carries the request's own body. Otherwise a
+    // SendMessageResponse with Status 200 for every request.
+    handler: o.echo === true ? (tx) => tx.body : (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
+  })
+  logNodeEvents(node, log)
+  const [url] = await node.start()
+  process.stdout.write(`listening on ${url!.replace(/\/$/, '')}\n`)
+  log.info(`node ${node.domain} (${o.posture}) ready`)
+  await untilSignal(log)
+  await node.close()
+  const st = node.getStats()
+  log.info(`closed: ${st.incomingRequests} requests served, ${st.answered} of our transactions answered`)
   return EXIT.OK
 }

@@ -69,6 +69,9 @@ export interface NodeStats {
   unknownSession: number
   crossPeerRefused: number
   setupFailures: number
+  /** Bytes on every connection of this node, both directions (POSTs and 200s, in and out). */
+  bytesIn: number
+  bytesOut: number
   /** Interop fallbacks and accepted deviations of this layer, by kind (the wire's are in `wire.interop`). */
   interop: Record<string, number>
   wire: WireServerStats[]
@@ -225,13 +228,32 @@ export class SspNode extends EventEmitter {
   }
 
   getStats (): NodeStats {
+    let bytesIn = this.retired.bytesIn
+    let bytesOut = this.retired.bytesOut
+    for (const c of this.allClients) {
+      bytesIn += c.stats.bytesIn
+      bytesOut += c.stats.bytesOut
+      if (c.closed && c.inFlight === 0) {
+        // Fold closed clients into the totals so the set stays small.
+        this.retired.bytesIn += c.stats.bytesIn
+        this.retired.bytesOut += c.stats.bytesOut
+        this.allClients.delete(c)
+      }
+    }
+    const wire = this.servers.map((s) => s.getStats())
+    for (const w of wire) {
+      bytesIn += w.bytesIn
+      bytesOut += w.bytesOut
+    }
     return {
       ...this.c,
+      bytesIn,
+      bytesOut,
       sessions: this.sessions.size,
       setupsInProgress: this.setup.inProgress,
       pending: this.pending.size,
       interop: { ...this.interopCounts },
-      wire: this.servers.map((s) => s.getStats())
+      wire
     }
   }
 
@@ -510,6 +532,10 @@ export class SspNode extends EventEmitter {
     for (const w of peer.waiting.splice(0)) w.reject(err)
   }
 
+  /** Every outbound client not yet folded into `retired` (for byte counts). */
+  private readonly allClients = new Set<WireClient>()
+  private readonly retired = { bytesIn: 0, bytesOut: 0 }
+
   /** Outbound clients no session owns yet (set-up in progress without pair reuse). */
   private readonly orphanClients = new Set<WireClient>()
 
@@ -525,6 +551,7 @@ export class SspNode extends EventEmitter {
       c.on('error', () => {})
       clients.push(c)
       this.orphanClients.add(c)
+      this.allClients.add(c)
     }
     if (this.o.pairReuse ?? NODE_DEFAULTS.pairReuse) peer.shared = clients
     return clients

@@ -1,0 +1,63 @@
+/** Turning CLI flags into node options: --peer DOMAIN=URL, TLS files. */
+import { readFileSync } from 'node:fs'
+import { createError } from '../errors.js'
+import type { StaticPeers } from '../ssp/directory.js'
+import type { ListenSpec } from '../ssp/options.js'
+
+/** commander collector for a repeatable --peer DOMAIN=URL[,1.2]. */
+export function collectPeer (value: string, prev: string[] = []): string[] {
+  return [...prev, value]
+}
+
+export function parsePeers (list: readonly string[] = []): StaticPeers {
+  const peers: StaticPeers = {}
+  for (const item of list) {
+    const eq = item.indexOf('=')
+    if (eq <= 0) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `--peer wants DOMAIN=URL, got ${item}` })
+    const domain = item.slice(0, eq)
+    let url = item.slice(eq + 1)
+    let version: '1.3' | '1.2' = '1.3'
+    if (url.endsWith(',1.2')) { version = '1.2'; url = url.slice(0, -4) }
+    peers[domain] = { url, version }
+  }
+  return peers
+}
+
+export interface TlsFlags {
+  tlsCert?: string
+  tlsKey?: string
+  tlsCa?: string
+  requireClientCert?: boolean
+}
+
+export function listenSpec (port: number, host: string, f: TlsFlags): ListenSpec {
+  if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: '--tls-cert and --tls-key go together' })
+  }
+  if (f.tlsCert === undefined || f.tlsKey === undefined) return { port, host }
+  return {
+    port,
+    host,
+    tls: {
+      cert: readFileSync(f.tlsCert),
+      key: readFileSync(f.tlsKey),
+      ca: f.tlsCa === undefined ? undefined : readFileSync(f.tlsCa),
+      requestClientCert: f.requireClientCert === true
+    }
+  }
+}
+
+/** Outbound TLS: trust --tls-ca, present --tls-cert/--tls-key as client certificate. */
+export function clientTls (f: TlsFlags): { ca?: Buffer, cert?: Buffer, key?: Buffer } {
+  return {
+    ca: f.tlsCa === undefined ? undefined : readFileSync(f.tlsCa),
+    cert: f.tlsCert === undefined ? undefined : readFileSync(f.tlsCert),
+    key: f.tlsKey === undefined ? undefined : readFileSync(f.tlsKey)
+  }
+}
+
+export function parseCount (name: string, s: string, min = 0): number {
+  const n = Number(s)
+  if (!Number.isInteger(n) || n < min) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${name} must be an integer >= ${min}, got ${s}` })
+  return n
+}

@@ -1,0 +1,62 @@
+/** `send`: set up a session with a peer and run N transactions at depth K. */
+import { SspNode } from '../ssp/node.js'
+import { sendMessageRequest, sendMessageResponse } from '../ssp/payload.js'
+import type { Posture } from '../wire/server-options.js'
+import { EXIT } from './exit.js'
+import { runLoad } from './load.js'
+import { createLogger, type LogLevel } from './log.js'
+import { clientTls, listenSpec, parseCount, parsePeers, type TlsFlags } from './node-options.js'
+import { logNodeEvents } from './node-log.js'
+import { parsePort } from './serve.js'
+import { interopFallbacks, printSummary, summaryJson } from './summary.js'
+import { Progress } from './progress.js'
+
+export interface SendOptions extends TlsFlags {
+  domain: string
+  peer?: string[]
+  to: string
+  count: string
+  depth: string
+  size: string
+  json?: boolean
+  port: string
+  host: string
+  posture: Posture
+  logLevel: LogLevel
+}
+
+export async function sendCommand (o: SendOptions): Promise<number> {
+  const count = parseCount('--count', o.count)
+  const depth = parseCount('--depth', o.depth, 1)
+  const size = parseCount('--size', o.size, 1)
+  const log = createLogger(o.json === true ? 'error' : o.logLevel)
+  const node = new SspNode({
+    domain: o.domain,
+    listen: [listenSpec(parsePort(o.port), o.host, o)],
+    peers: parsePeers(o.peer),
+    posture: o.posture,
+    client: clientTls(o),
+    handler: (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
+  })
+  logNodeEvents(node, log)
+  const [url] = await node.start()
+  log.info(`node ${node.domain} listening on ${url ?? '?'}`)
+  try {
+    await node.connect(o.to)
+    const progress = new Progress(count, o.json === true ? 'none' : 'auto', `${node.domain} → ${o.to}`)
+    const r = await runLoad(node, o.to, { count, depth, body: sendMessageRequest(size), onProgress: (n) => progress.update(n) })
+    progress.stop()
+    const st = node.getStats()
+    const extras = {
+      bytesIn: st.bytesIn,
+      bytesOut: st.bytesOut,
+      interopFallbacks: interopFallbacks(st),
+      label: `${node.domain} → ${o.to}`
+    }
+    if (o.json === true) process.stdout.write(JSON.stringify(summaryJson(r, extras)) + '\n')
+    else printSummary(r, extras)
+    return r.answered === count ? EXIT.OK : EXIT.FAILURE
+  } finally {
+    await node.close()
+  }
+}

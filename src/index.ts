@@ -13,3 +13,18 @@ export {
 } from './wire/server-options.js'
 export { type WireStatsSnapshot } from './wire/stats.js'
 export { llhttpBuild } from './wire/llhttp.js'
+export { WireClient, type WireClientOptions, type WireCallback, type WireClientStats, type WireRequestError, type WireRequestInfo } from './wire/client.js'
+
+// SSP layer
+export { SspNode, createNode, type Answer, type RequestOptions, type NodeStats } from './ssp/node.js'
+export {
+  NODE_DEFAULTS, TransactionKind, type SspNodeOptions, type ListenSpec, type IncomingTransaction, type IncomingHandler
+} from './ssp/options.js'
+export { Role, Session } from './ssp/session.js'
+export { srvResolver, staticResolver, chainResolvers, type PeerEntry, type Resolver, type StaticPeers } from './ssp/directory.js'
+export {
+  buildSetup, parseSetup, buildSession, peekEnvelopeIds, passwordDigest, digestMatches, newSecret,
+  SetupKind, Mode, SspVersion, SSP_NAMESPACE, type SetupMessage, type ParsedSetupMessage
+} from './ssp/messages.js'
+export { TransactionIds, newSessionId } from './ssp/ids.js'
+export { sendMessageRequest, sendMessageResponse } from './ssp/payload.js'

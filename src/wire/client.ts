@@ -548,14 +548,18 @@ export class WireClient extends EventEmitter {
     this.afterParse(conn)
   }
 
-  /** @internal The peer half-closed: a body running to EOF completes here. */
+  /**
+   * @internal The peer half-closed: a body running to EOF completes here.
+   * Nothing more is written; the connection is dropped on 'close', which
+   * follows (the socket does not allow half-open) and comes after any 'error'
+   * (a TLS alert can be read after the FIN).
+   */
   _end (conn: Connection): void {
     if (conn !== this.conn) return
     conn.peerClosing = true
     conn.framer.finish()
-    this.afterParse(conn)
-    if (conn === this.conn) this.teardown(conn, conn.lastError, 'SSP_ERR_UNACKNOWLEDGED', undefined)
-    this.dispatch()
+    if (conn.fault !== undefined || conn.redirectTo !== undefined) this.afterParse(conn)
+    else this.dispatch()
   }
 
   /** @internal Called from inside llhttp: bookkeeping only. */
@@ -604,10 +608,11 @@ export class WireClient extends EventEmitter {
     if (conn.fault !== undefined) {
       const fault = conn.fault
       this.nonRequestError(fault)
-      this.teardown(conn, fault, 'SSP_ERR_UNACKNOWLEDGED', undefined)
+      this.teardown(conn, fault, 'SSP_ERR_UNACKNOWLEDGED', fault)
     } else if (conn.redirectTo !== undefined) {
       this.followRedirect(conn, conn.redirectTo, conn.redirectStatus)
     } else if (conn.peerClosing) {
+      // `Connection: close` answered: what is still in flight will not be answered.
       this.teardown(conn, undefined, 'SSP_ERR_UNACKNOWLEDGED', undefined)
     }
     this.dispatch()
@@ -684,19 +689,21 @@ export class WireClient extends EventEmitter {
     if (this.closing) this.maybeFinishClose()
   }
 
-  /** Fail requests not yet written. */
+  /**
+   * Fail requests not yet written (callers settle those in flight first; any
+   * left are handed back as unacknowledged), and move them all into the
+   * completed range so that dispatch calls them back, in order.
+   */
   private failQueued (code: ErrorCode, cause: unknown): void {
     const queue = this.queue
-    // They are moved into the "answered" range so that dispatch calls them back.
-    for (let i = this.pendingIdx; i < queue.length; i++) {
+    for (let i = this.runningIdx; i < queue.length; i++) {
       const req = queue[i]!
-      req.error = requestError(req, code, cause === undefined ? undefined : { cause })
+      const c = i < this.pendingIdx ? 'SSP_ERR_UNACKNOWLEDGED' : code
+      if (c === 'SSP_ERR_UNACKNOWLEDGED') this.stats.unacknowledged++
+      req.error = requestError(req, c, cause === undefined ? undefined : { cause })
       this.stats.failed++
     }
-    // Requests in flight (if any) come first; they must have been settled by the caller.
-    if (this.runningIdx === this.pendingIdx) {
-      this.runningIdx = this.pendingIdx = queue.length
-    }
+    this.runningIdx = this.pendingIdx = queue.length
   }
 
   private nonRequestError (err: Error): void {

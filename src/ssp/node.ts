@@ -559,10 +559,12 @@ export class SspNode extends EventEmitter {
 
   private sessionUp (peer: Peer, role: Role, id: string, peerId: string, clients: WireClient[], ttl: number): Session {
     const old = role === Role.REQUESTOR ? peer.requestor : peer.provider
-    if (old !== undefined) this.end(old, createError('SSP_ERR_SESSION_CLOSED', { message: 'replaced by a new set-up' }))
     const s = new Session(id, peerId, role, peer, clients, ttl, this.o.dedupeWindow ?? NODE_DEFAULTS.dedupeWindow)
     if (role === Role.REQUESTOR) peer.requestor = s
     else peer.provider = s
+    // Ended only once the new session holds its place: under pair reuse both use the
+    // same clients, which end() would otherwise close as no longer used.
+    if (old !== undefined) this.end(old, createError('SSP_ERR_SESSION_CLOSED', { message: 'replaced by a new set-up' }))
     this.sessions.set(id, s)
     this.sessionsByPeerId.set(peerId, s)
     for (const c of clients) this.orphanClients.delete(c)

@@ -15,6 +15,7 @@
  */
 import { createError, type SspError } from '../errors.js'
 import type { WireClient } from '../wire/client.js'
+import { isIdString } from '../wire/header-bytes.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import type { PeerEntry } from './directory.js'
 import { newSessionId, type TransactionIds } from './ids.js'
@@ -123,7 +124,9 @@ export class SetupCoordinator {
       else this.onTokenAnswer(peer, msg)
       return
     }
-    const peer = conn.context instanceof Peer ? conn.context : msg.kind === SetupKind.LOGIN_REQUEST ? h.peerFor(msg.domain) : undefined
+    const peer = conn.context instanceof Peer
+      ? conn.context
+      : msg.kind === SetupKind.LOGIN_REQUEST ? h.peerFor(msg.domain) : this.loginResponsePeer(msg)
     if (peer === undefined) return
     if (msg.kind === SetupKind.LOGIN_REQUEST) {
       if (msg.mode === Mode.REQUEST) this.onLogin(peer, msg)
@@ -132,6 +135,35 @@ export class SetupCoordinator {
       if (msg.mode === Mode.REQUEST) this.onLoginResponse(peer, msg)
       else this.onLoginResponseAnswer(peer, msg)
     }
+  }
+
+  /**
+   * A LoginResponse (no domain in it) on a connection no set-up message came
+   * on: a peer that opens a new connection per POST (ssp-notes 3). Step 7
+   * echoes the transaction id of our step 6; step 6 (interop only) goes to the
+   * one set-up waiting for it, if there is exactly one.
+   */
+  private loginResponsePeer (msg: ParsedSetupMessage): Peer | undefined {
+    if (msg.mode === Mode.RESPONSE) {
+      for (const ex of this.outgoing.values()) if (ex.stage === Stage.LOGIN_RESPONSE && ex.tid === msg.transactionId) return ex.peer
+      return undefined
+    }
+    if (!this.host.interop) return undefined
+    const waiting = [...this.incoming.values()].filter((ex) => ex.stage === Stage.LOGIN)
+    return waiting.length === 1 ? waiting[0]!.peer : undefined
+  }
+
+  /**
+   * Strict posture: the peer's session id goes into our x-wv-sessionid
+   * headers, so one outside the 5.6 grammar fails the set-up (S-012) rather
+   * than bring up a session every POST of which would fail SSP_ERR_INVALID_ID.
+   */
+  private badSessionId (ex: Exchange, id: string): boolean {
+    if (this.host.interop || isIdString(id)) return false
+    this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', {
+      message: `${ex.peer.domain} named the session ${JSON.stringify(id)}, outside 1*(ALPHA / DIGIT / "_") (S-012)`, scr: 'S-012'
+    }))
+    return true
   }
 
   /** Fail every set-up in progress (node closing). */
@@ -177,6 +209,7 @@ export class SetupCoordinator {
   private onLoginResponse (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginResponse' }): void {
     const ex = this.incoming.get(peer.domain)
     if (ex === undefined || ex.stage !== Stage.LOGIN) return this.unexpected(peer, msg)
+    if (this.badSessionId(ex, msg.sessionId)) return
     const ttl = Math.min(this.host.timeToLive, msg.timeToLive ?? this.host.timeToLive)
     this.reply(ex, {
       kind: SetupKind.LOGIN_RESPONSE, mode: Mode.RESPONSE, transactionId: msg.transactionId, sessionId: ex.sessionId,
@@ -226,6 +259,7 @@ export class SetupCoordinator {
   private onLoginResponseAnswer (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginResponse' }): void {
     const ex = this.outgoing.get(peer.domain)
     if (ex === undefined || ex.stage !== Stage.LOGIN_RESPONSE) return this.unexpected(peer, msg)
+    if (this.badSessionId(ex, msg.sessionId)) return
     if (msg.statusCode !== 200) {
       this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: `${peer.domain} refused the login (status ${msg.statusCode})` }))
       return

@@ -1,0 +1,523 @@
+/**
+ * A scripted SSP peer that behaves like the deployed peers of ssp-notes
+ * section 3, on raw `net` sockets:
+ *
+ *  - its own POSTs go one at a time (it waits for the 200 before the next),
+ *    on one keep-alive connection it opened (a new one after a close);
+ *  - every POST carries `Connection: Keep-Alive` AND `Connection: keep-alive`
+ *    and `Content-Type: application/vnd.wv.ssp+xml; charset=UTF-8`;
+ *  - ids break the 5.6 grammar: transaction ids `0000000042-7`, session ids
+ *    `5@real.example`;
+ *  - its answers are new POSTs without `x-wv-transactionid`, whose
+ *    `x-wv-sessionid` is the receiver's name of the session while the body
+ *    carries its own;
+ *  - as the set-up responder, step 3 carries a transactionID of its own and
+ *    steps 5 and 7 carry no `x-wv-*` header at all.
+ *
+ * Each deviation can be switched off, so that a strict node can be shown to
+ * refuse each one on its own. XML comes from src/ssp/messages.ts.
+ */
+import * as net from 'node:net'
+import {
+  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newSecret, parseSetup, passwordDigest, peekEnvelopeIds,
+  SetupKind, type ParsedSetupMessage, type SessionTransaction, type SetupMessage
+} from '../../src/ssp/messages.js'
+
+export interface RealPeerOptions {
+  /** Default `real.example`. */
+  domain?: string
+  /** Transaction ids like `0000000042-7` (default true); false: ids in the 5.6 grammar. */
+  realTids?: boolean
+  /** Session ids like `5@real.example` (default true); false: ids in the 5.6 grammar. */
+  realSessionIds?: boolean
+  /** Step 3 carries a transactionID of its own (default true); false: the one of step 1. */
+  ownSetupTid?: boolean
+  /** Steps 5 and 7 carry no x-wv-* header (default true). */
+  bareSetupAnswers?: boolean
+  /** Answer POSTs carry no x-wv-transactionid (default true). */
+  bareAnswers?: boolean
+  /** Content-Type of its POSTs. Default `application/vnd.wv.ssp+xml; charset=UTF-8`. */
+  contentType?: string
+  /** Send a wrong password digest (step 4 or 5, whichever it sends). */
+  wrongDigest?: boolean
+  /** Answer session POSTs (not set-up ones) with a 307 to this URL instead of a 200. */
+  redirectSessionPosts?: string
+  /** Service answers: the primitive to send back (wrapped in Session/Transaction). */
+  handler?: (tx: RealIncoming) => string
+  /** Bound on connect() and request(), ms. Default 10 000. */
+  timeout?: number
+  /** Answer this many requests of a session in one POST (one Session, several Transactions). Default 1. */
+  batch?: number
+  /** Keep its connection open between POSTs (default true); false: `Connection: close`, a new connection per POST. */
+  keepAlive?: boolean
+}
+
+export interface RealIncoming {
+  kind: 'request' | 'notification'
+  transactionId: string
+  /** The session id header as received. */
+  sessionId: string | undefined
+  body: string
+}
+
+/** A POST as the real peer received it. */
+export interface RealReceived {
+  headers: Record<string, string[]>
+  tid: string | undefined
+  sid: string | undefined
+  body: string
+  setup: ParsedSetupMessage | undefined
+}
+
+/** A POST the real peer sent, and what came back. */
+export interface RealSent {
+  tid: string | undefined
+  sid: string | undefined
+  body: string
+  status: number
+  /** `X-SSP-Error` of a refusal. */
+  sspError: string | undefined
+}
+
+/** A refused POST: the node answered something else than 200. */
+export class Refusal extends Error {
+  readonly status: number
+  readonly sspError: string | undefined
+  constructor (status: number, sspError: string | undefined) {
+    super(`refused with ${status}${sspError === undefined ? '' : ` (${sspError})`}`)
+    this.status = status
+    this.sspError = sspError
+  }
+}
+
+interface RealSession {
+  /** Our name of it. */
+  ourId: string
+  /** The node's name of it. */
+  nodeId: string
+}
+
+interface ResponderSetup {
+  nodeSecret: Buffer
+  ourSecret: Buffer
+  stage: 'token' | 'login' | 'done'
+}
+
+interface RequestorSetup {
+  ourSecret: Buffer
+  nodeSecret: Buffer | undefined
+  ourSessionId: string
+  stage: 'token' | 'login' | 'loginResponse' | 'done'
+  resolve: () => void
+  reject: (e: Error) => void
+}
+
+interface Head { status: number, headers: Record<string, string[]> }
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1')
+
+function parseHead (text: string): { first: string, headers: Record<string, string[]> } {
+  const lines = text.split('\r\n')
+  const headers: Record<string, string[]> = {}
+  for (const line of lines.slice(1)) {
+    const i = line.indexOf(':')
+    if (i <= 0) continue
+    const name = line.slice(0, i).trim().toLowerCase()
+    ;(headers[name] ??= []).push(line.slice(i + 1).trim())
+  }
+  return { first: lines[0] ?? '', headers }
+}
+
+function contentLength (headers: Record<string, string[]>): number {
+  const v = headers['content-length']?.[0]
+  return v === undefined ? 0 : Number(v)
+}
+
+export class RealPeer {
+  readonly domain: string
+  readonly received: RealReceived[] = []
+  readonly sent: RealSent[] = []
+  readonly refusals: Refusal[] = []
+  /** Set-up steps it gave up on (bad digest, unexpected message), as text. */
+  readonly problems: string[] = []
+  /** Session the node set up (we provide). */
+  provided: RealSession | undefined = undefined
+  /** Session we set up (we are the requestor). */
+  requested: RealSession | undefined = undefined
+  /** Connections it opened to the node. */
+  connectionsOpened = 0
+  url = ''
+
+  private readonly o: Required<Omit<RealPeerOptions, 'handler' | 'redirectSessionPosts'>> & Pick<RealPeerOptions, 'handler' | 'redirectSessionPosts'>
+  private nodeUrl: URL | undefined = undefined
+  private readonly server: net.Server
+  private readonly inbound = new Set<net.Socket>()
+  private n = 0
+  private sessions = 0
+  private responder: ResponderSetup | undefined = undefined
+  private requestor: RequestorSetup | undefined = undefined
+  private readonly pending = new Map<string, { resolve: (r: RealReceived) => void }>()
+  private readonly batches = new Map<RealSession, SessionTransaction[]>()
+  // ---- the outbound connection: one POST at a time
+  private sock: net.Socket | undefined = undefined
+  private chain: Promise<unknown> = Promise.resolve()
+  private closed = false
+
+  constructor (options: RealPeerOptions = {}) {
+    this.domain = options.domain ?? 'real.example'
+    this.o = {
+      domain: this.domain,
+      realTids: options.realTids ?? true,
+      realSessionIds: options.realSessionIds ?? true,
+      ownSetupTid: options.ownSetupTid ?? true,
+      bareSetupAnswers: options.bareSetupAnswers ?? true,
+      bareAnswers: options.bareAnswers ?? true,
+      contentType: options.contentType ?? 'application/vnd.wv.ssp+xml; charset=UTF-8',
+      wrongDigest: options.wrongDigest ?? false,
+      timeout: options.timeout ?? 10_000,
+      keepAlive: options.keepAlive ?? true,
+      batch: options.batch ?? 1,
+      handler: options.handler,
+      redirectSessionPosts: options.redirectSessionPosts
+    }
+    this.server = net.createServer((s) => this.accept(s))
+  }
+
+  async start (): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(0, '127.0.0.1', () => { this.server.off('error', reject); resolve() })
+    })
+    const a = this.server.address() as net.AddressInfo
+    this.url = `http://127.0.0.1:${a.port}/`
+    return this.url
+  }
+
+  /** Where the node listens (what DNS SRV would have told it). */
+  setNode (url: string): void {
+    this.nodeUrl = new URL(url)
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    this.sock?.destroy()
+    for (const s of this.inbound) s.destroy()
+    this.requestor?.reject(new Error('real peer closed'))
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+
+  // ------------------------------------------------------------------ ids
+
+  nextTid (): string {
+    this.n++
+    return this.o.realTids ? `${String(this.n).padStart(10, '0')}-7` : `R${String(this.n).padStart(10, '0')}_7`
+  }
+
+  private nextSessionId (): string {
+    this.sessions++
+    const k = this.sessions * 4 + 1
+    return this.o.realSessionIds ? `${k}@${this.domain}` : `S${k}_real`
+  }
+
+  // ------------------------------------------------------------------ our side: set-up as requestor, requests
+
+  /** Set up the session where we are the requestor (steps 1, 4, 6). */
+  connect (): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error('real peer: set-up timed out')), this.o.timeout)
+      const fail = (e: Error): void => {
+        clearTimeout(timer)
+        if (this.requestor === rs) this.requestor = undefined
+        reject(e)
+      }
+      const rs: RequestorSetup = {
+        ourSecret: newSecret(),
+        nodeSecret: undefined,
+        ourSessionId: this.nextSessionId(),
+        stage: 'token',
+        resolve: () => { clearTimeout(timer); resolve() },
+        reject: fail
+      }
+      this.requestor = rs
+      const tid = this.nextTid()
+      this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: tid, domain: this.domain, secret: rs.ourSecret }, true)
+        .catch(fail)
+    })
+  }
+
+  /**
+   * A request in one of our sessions: a service request in the session we
+   * set up, or (notification) a notification in the session the node set up.
+   * Resolves with the node's answer POST.
+   */
+  request (inner: string, opts: { notification?: boolean } = {}): Promise<RealReceived> {
+    const s = opts.notification === true ? this.provided : this.requested
+    if (s === undefined) return Promise.reject(new Error('real peer: no such session'))
+    const tid = this.nextTid()
+    return new Promise<RealReceived>((resolve, reject) => {
+      const timer = setTimeout(() => { this.pending.delete(tid); reject(new Error(`real peer: no answer to ${tid}`)) }, this.o.timeout)
+      this.pending.set(tid, { resolve: (r) => { clearTimeout(timer); resolve(r) } })
+      const body = buildSession(s.ourId, [{ mode: Mode.REQUEST, transactionId: tid, inner }]).toString('utf8')
+      // Requests name the session by our own id (ssp-notes 3).
+      this.post(body, tid, s.ourId).catch((e: Error) => { clearTimeout(timer); this.pending.delete(tid); reject(e) })
+    })
+  }
+
+  // ------------------------------------------------------------------ outbound POSTs
+
+  private postSetup (msg: SetupMessage, headers: boolean): Promise<void> {
+    const body = buildSetup(msg, { secretEncoding: 'base64' }).toString('utf8')
+    return this.post(body, headers ? msg.transactionId : undefined, undefined)
+  }
+
+  /** Queue one POST; resolves on its 200, rejects with a Refusal otherwise. One at a time. */
+  post (body: string, tid: string | undefined, sid: string | undefined): Promise<void> {
+    const run = (): Promise<void> => this.postNow(body, tid, sid)
+    const p = this.chain.then(run, run)
+    this.chain = p.catch(() => {})
+    return p
+  }
+
+  private async postNow (body: string, tid: string | undefined, sid: string | undefined): Promise<void> {
+    if (this.closed) throw new Error('real peer closed')
+    const target = this.nodeUrl
+    if (target === undefined) throw new Error('real peer: node URL not set')
+    const bytes = Buffer.from(body, 'utf8')
+    const lines = [
+      `POST ${target.pathname} HTTP/1.1`,
+      `Host: ${target.host}`,
+      `Content-Type: ${this.o.contentType}`,
+      ...(this.o.keepAlive ? ['Connection: Keep-Alive', 'Connection: keep-alive'] : ['Connection: close'])
+    ]
+    if (tid !== undefined) lines.push(`x-wv-transactionid: ${tid}`)
+    if (sid !== undefined) lines.push(`x-wv-sessionid: ${sid}`)
+    lines.push(`Content-Length: ${bytes.length}`)
+    const head = await this.exchange(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), bytes]))
+    const sspError = head.headers['x-ssp-error']?.[0]
+    this.sent.push({ tid, sid, body, status: head.status, sspError })
+    if (head.status !== 200) {
+      const r = new Refusal(head.status, sspError)
+      this.refusals.push(r)
+      throw r
+    }
+  }
+
+  /** Write one request on our connection (opening it when needed), read its answer head. */
+  private async exchange (request: Buffer): Promise<Head> {
+    const sock = await this.socket()
+    return new Promise<Head>((resolve, reject) => {
+      let buf = Buffer.alloc(0)
+      const timer = setTimeout(() => done(new Error('real peer: no answer to a POST')), this.o.timeout)
+      const onData = (chunk: Buffer): void => {
+        buf = Buffer.concat([buf, chunk])
+        const end = buf.indexOf(CRLFCRLF)
+        if (end < 0) return
+        const { first, headers } = parseHead(buf.toString('latin1', 0, end))
+        const length = contentLength(headers)
+        if (buf.length < end + 4 + length) return
+        const status = Number(first.split(' ')[1])
+        const close = (headers.connection ?? []).some((v) => v.toLowerCase() === 'close')
+        if (close || status !== 200 || !this.o.keepAlive) this.drop(sock)
+        done(null, { status, headers })
+      }
+      const onClose = (): void => done(new Error('real peer: connection closed before the answer'))
+      const done = (err: Error | null, head?: Head): void => {
+        clearTimeout(timer)
+        sock.off('data', onData)
+        sock.off('close', onClose)
+        if (err !== null) { this.drop(sock); reject(err) } else resolve(head!)
+      }
+      sock.on('data', onData)
+      sock.on('close', onClose)
+      sock.write(request)
+    })
+  }
+
+  private drop (sock: net.Socket): void {
+    if (this.sock === sock) this.sock = undefined
+    sock.destroy()
+  }
+
+  private async socket (): Promise<net.Socket> {
+    if (this.sock !== undefined && !this.sock.destroyed) return this.sock
+    const target = this.nodeUrl!
+    const sock = net.connect({ host: target.hostname, port: Number(target.port) })
+    sock.on('error', () => {})
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve)
+      sock.once('close', () => reject(new Error('real peer: could not connect')))
+    })
+    this.connectionsOpened++
+    this.sock = sock
+    return sock
+  }
+
+  // ------------------------------------------------------------------ inbound POSTs (the node's connections to us)
+
+  private accept (s: net.Socket): void {
+    this.inbound.add(s)
+    s.on('error', () => {})
+    s.on('close', () => this.inbound.delete(s))
+    let buf = Buffer.alloc(0)
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk])
+      for (;;) {
+        const end = buf.indexOf(CRLFCRLF)
+        if (end < 0) return
+        const { headers } = parseHead(buf.toString('latin1', 0, end))
+        const length = contentLength(headers)
+        if (buf.length < end + 4 + length) return
+        const body = buf.toString('utf8', end + 4, end + 4 + length)
+        buf = buf.subarray(end + 4 + length)
+        this.onPost(s, headers, body)
+      }
+    })
+  }
+
+  private onPost (s: net.Socket, headers: Record<string, string[]>, body: string): void {
+    const tid = headers['x-wv-transactionid']?.[0]
+    const sid = headers['x-wv-sessionid']?.[0]
+    let setup: ParsedSetupMessage | undefined
+    if (peekEnvelopeIds(Buffer.from(body, 'utf8')).kind === EnvelopeKind.SETUP) {
+      try { setup = parseSetup(body) } catch { setup = undefined }
+    }
+    const rec: RealReceived = { headers, tid, sid, body, setup }
+    this.received.push(rec)
+    if (setup === undefined && this.o.redirectSessionPosts !== undefined) {
+      s.write(`HTTP/1.1 307 Temporary Redirect\r\nLocation: ${this.o.redirectSessionPosts}\r\nContent-Length: 0\r\n\r\n`)
+      return
+    }
+    s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\nConnection: keep-alive\r\n\r\n')
+    if (setup !== undefined) this.onSetup(setup)
+    else this.onSessionPost(rec)
+  }
+
+  private onSessionPost (rec: RealReceived): void {
+    const tid = rec.tid
+    if (tid === undefined) return
+    const p = this.pending.get(tid)
+    if (p !== undefined) {
+      this.pending.delete(tid)
+      p.resolve(rec)
+      return
+    }
+    // A request from the node, in the session named by the header (our name of it).
+    const s = [this.provided, this.requested].find((x) => x !== undefined && (x.ourId === rec.sid || x.nodeId === rec.sid))
+    if (s === undefined) { this.problems.push(`request ${tid} in unknown session ${String(rec.sid)}`); return }
+    const kind = s === this.provided ? 'request' : 'notification'
+    const inner = this.o.handler?.({ kind, transactionId: tid, sessionId: rec.sid, body: rec.body }) ??
+      '<Status code="200"/>'
+    const batch = this.batches.get(s) ?? []
+    batch.push({ mode: Mode.RESPONSE, transactionId: tid, inner })
+    if (batch.length < this.o.batch) { this.batches.set(s, batch); return }
+    this.batches.delete(s)
+    const answer = buildSession(s.ourId, batch).toString('utf8')
+    // The answer: no transaction id header; the session header is the receiver's name, the body ours.
+    this.post(answer, this.o.bareAnswers ? undefined : tid, s.nodeId).catch(() => {})
+  }
+
+  private digestFor (secret: Buffer): Buffer {
+    return this.o.wrongDigest ? passwordDigest(Buffer.from('not the secret')) : passwordDigest(secret)
+  }
+
+  private onSetup (msg: ParsedSetupMessage): void {
+    if (msg.kind === SetupKind.SEND_SECRET_TOKEN && msg.mode === Mode.REQUEST) {
+      // Steps 1-3 as responder: our secret back, with a transaction id of our own.
+      const rs: ResponderSetup = { nodeSecret: msg.secret, ourSecret: newSecret(), stage: 'token' }
+      this.responder = rs
+      const tid = this.o.ownSetupTid ? this.nextTid() : msg.transactionId
+      this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: tid, domain: this.domain, secret: rs.ourSecret }, true)
+        .catch(() => {})
+      return
+    }
+    if (msg.kind === SetupKind.LOGIN_REQUEST && msg.mode === Mode.REQUEST) {
+      const rs = this.responder
+      if (rs === undefined || rs.stage !== 'token') { this.problems.push('unexpected step 4'); return }
+      if (!digestMatches(rs.ourSecret, msg.digest)) { this.problems.push('wrong digest in step 4'); return }
+      rs.stage = 'login'
+      this.postSetup({
+        kind: SetupKind.LOGIN_REQUEST, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.domain,
+        digest: this.digestFor(rs.nodeSecret), timeToLive: 3600
+      }, !this.o.bareSetupAnswers).catch(() => {})
+      return
+    }
+    if (msg.kind === SetupKind.LOGIN_RESPONSE && msg.mode === Mode.REQUEST) {
+      const rs = this.responder
+      if (rs === undefined || rs.stage !== 'login') { this.problems.push('unexpected step 6'); return }
+      rs.stage = 'done'
+      const ourId = this.nextSessionId()
+      // Up from our side now: the node may use it as soon as step 7 reaches it.
+      this.provided = { ourId, nodeId: msg.sessionId }
+      this.postSetup({
+        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.RESPONSE, transactionId: msg.transactionId, sessionId: ourId,
+        timeToLive: 3600, statusCode: 200
+      }, !this.o.bareSetupAnswers).catch(() => {})
+      return
+    }
+    // Answers to our own set-up (we are the requestor).
+    const rq = this.requestor
+    if (rq === undefined) { this.problems.push(`unexpected ${msg.kind} ${msg.mode}`); return }
+    if (msg.kind === SetupKind.SEND_SECRET_TOKEN && rq.stage === 'token') {
+      rq.nodeSecret = msg.secret
+      rq.stage = 'login'
+      this.postSetup({
+        kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: this.nextTid(), domain: this.domain,
+        digest: this.digestFor(msg.secret), timeToLive: 3600
+      }, true).catch(rq.reject)
+    } else if (msg.kind === SetupKind.LOGIN_REQUEST && rq.stage === 'login') {
+      if (!digestMatches(rq.ourSecret, msg.digest)) { rq.reject(new Error('real peer: wrong digest in step 5')); return }
+      rq.stage = 'loginResponse'
+      this.postSetup({
+        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: this.nextTid(), sessionId: rq.ourSessionId,
+        timeToLive: 3600, statusCode: 200
+      }, true).catch(rq.reject)
+    } else if (msg.kind === SetupKind.LOGIN_RESPONSE && rq.stage === 'loginResponse') {
+      rq.stage = 'done'
+      this.requestor = undefined
+      if (msg.statusCode !== 200) { rq.reject(new Error(`real peer: login refused (${msg.statusCode})`)); return }
+      this.requested = { ourId: rq.ourSessionId, nodeId: msg.sessionId }
+      rq.resolve()
+    } else {
+      this.problems.push(`unexpected ${msg.kind} ${msg.mode} at ${rq.stage}`)
+    }
+  }
+}
+
+/** The real peer, started, closed in teardown, pointed at the node. */
+export async function realPeer (t: { teardown: (fn: () => unknown) => void }, nodeUrl: string, options: RealPeerOptions = {}): Promise<RealPeer> {
+  const p = new RealPeer(options)
+  t.teardown(() => p.close())
+  await p.start()
+  p.setNode(nodeUrl)
+  return p
+}
+
+/** A server that accepts connections, reads, and never answers anything. */
+export async function silentServer (t: { teardown: (fn: () => unknown) => void }): Promise<{ url: string, connections: () => number, open: () => number, bytes: () => number }> {
+  const sockets = new Set<net.Socket>()
+  let connections = 0
+  let bytes = 0
+  const server = net.createServer((s) => {
+    connections++
+    sockets.add(s)
+    s.on('error', () => {})
+    s.on('data', (c: Buffer) => { bytes += c.length })
+    s.on('close', () => sockets.delete(s))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy()
+    server.close(() => resolve())
+  }))
+  const a = server.address() as net.AddressInfo
+  return { url: `http://127.0.0.1:${a.port}/`, connections: () => connections, open: () => sockets.size, bytes: () => bytes }
+}
+
+/** A loopback URL nothing listens on (a port bound, then released). */
+export async function deadUrl (): Promise<string> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const a = server.address() as net.AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return `http://127.0.0.1:${a.port}/`
+}

@@ -23,7 +23,8 @@ export interface ServeOptions extends TlsFlags {
 }
 
 export function parsePort (s: string): number {
-  const n = Number(s)
+  // Decimal digits only: Number() would also take '', ' ', '0x50' and '1e3'.
+  const n = /^[0-9]{1,5}$/.test(s) ? Number(s) : NaN
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `port must be 0..65535, got ${s}` })
   return n
 }

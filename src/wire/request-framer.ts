@@ -54,6 +54,7 @@ const H_TRANSACTION_ID = Buffer.from('x-wv-transactionid')
 const H_SESSION_ID = Buffer.from('x-wv-sessionid')
 const H_CONTENT_LENGTH = Buffer.from('content-length')
 const H_CONTENT_TYPE = Buffer.from('content-type')
+const H_TRANSFER_ENCODING = Buffer.from('transfer-encoding')
 
 const LAST_NONE = 0
 const LAST_FIELD = 1
@@ -105,6 +106,14 @@ export class RequestFramer implements ParserCallbacks {
   private bodyAt = 0
   private bodyLen = 0
   private bodyPieces: Buffer[] | undefined = undefined
+  // ---- chunked framing accounting (see addGap)
+  private chunked = false
+  /** Non-body bytes since the last body byte of the current message. */
+  private gap = 0
+  /** Where the last body span (or the head) ended in the current chunk. */
+  private lastEnd = 0
+  /** A chunked request complete but not yet delivered: its end position is measured first. */
+  private deferred: SspRequest | undefined = undefined
 
   constructor (sink: FramerSink, opts: FramerOptions) {
     this.sink = sink
@@ -170,8 +179,35 @@ export class RequestFramer implements ParserCallbacks {
       this.headStartInChunk = 0
     }
     this.chunk = chunk
-    const ret = this.parser.execute(chunk)
-    if (ret === LL.OK) return
+    if (this.inMessage && this.headDone) this.lastEnd = 0
+    let ret = this.parser.execute(chunk)
+    while (ret === LL.PAUSED && this.deferred !== undefined) {
+      // A chunked request just ended at `pos`: its last framing run (final
+      // chunk line, trailers) is measured before the request is delivered.
+      const pos = this.parser.errorOffset()
+      const req = this.deferred
+      this.deferred = undefined
+      if (this.addGap(pos - this.lastEnd)) return
+      const code = this.deliver(req)
+      if (code === LL.USER) return
+      const rest = chunk.subarray(pos)
+      if (code === LL.PAUSED) {
+        this.rest = rest
+        return
+      }
+      this.parser.resume()
+      chunk = rest
+      this.chunk = rest
+      ret = this.parser.execute(rest)
+    }
+    if (ret === LL.OK) {
+      // Still inside a body: the rest of this read after the last body byte is framing.
+      if (this.inMessage && this.headDone && this.state === FramerState.RUNNING) {
+        this.addGap(chunk.length - this.lastEnd)
+        this.lastEnd = chunk.length
+      }
+      return
+    }
     if (this.state === FramerState.STOPPED) return
     if (ret === LL.PAUSED && this.state === FramerState.PAUSED) {
       this.rest = chunk.subarray(this.parser.errorOffset())
@@ -190,6 +226,20 @@ export class RequestFramer implements ParserCallbacks {
       this.sink.onReject(code, detail)
     }
     return LL.USER
+  }
+
+  /**
+   * Chunked framing (size lines, extensions, the CRLFs around data) is not
+   * reported by llhttp's callbacks; it is what lies between body spans. Each
+   * run of it is bounded by maxHeaderBytes, counted across reads, so the
+   * outcome does not depend on how TCP split the bytes, and an endless chunk
+   * extension is refused with 413 (as Node does since CVE-2024-22019).
+   */
+  private addGap (n: number): boolean {
+    this.gap += n
+    if (this.gap <= this.opts.maxHeaderBytes) return false
+    this.reject('SSP_ERR_BODY_TOO_LARGE', 'chunked framing (chunk line or extension) exceeds maxHeaderBytes')
+    return true
   }
 
   private overHead (len: number): boolean {
@@ -225,6 +275,7 @@ export class RequestFramer implements ParserCallbacks {
   onStatus (): number { return 0 }
 
   onHeaderField (at: number, len: number): number {
+    if (this.headDone) return this.overHead(len + LINE_OVERHEAD) ? this.reject('SSP_ERR_HEADERS_TOO_LARGE', 'trailers') : 0
     const pos = this.headBase + (at - this.headStartInChunk)
     this.headEnd = pos + len
     if (this.last === LAST_FIELD) {
@@ -245,6 +296,7 @@ export class RequestFramer implements ParserCallbacks {
   }
 
   onHeaderValue (at: number, len: number): number {
+    if (this.headDone) return this.overHead(len) ? this.reject('SSP_ERR_HEADERS_TOO_LARGE', 'trailers') : 0
     const pos = this.headBase + (at - this.headStartInChunk)
     const i = this.nHeaders - 1
     if (this.last === LAST_VALUE) {
@@ -289,18 +341,26 @@ export class RequestFramer implements ParserCallbacks {
     let sidOff = -1
     let sidLen = 0
     let dev = 0
+    let dupTid = false
+    let dupSid = false
+    let chunked = false
     for (let i = 0; i < this.nHeaders; i++) {
       const flen = this.fLen[i]!
-      // Length first: only four names matter, of lengths 18, 14 and 12.
-      if (flen !== 18 && flen !== 14 && flen !== 12) continue
+      // Length first: only five names matter, of lengths 18, 17, 14 and 12.
+      if (flen !== 18 && flen !== 14 && flen !== 12 && flen !== 17) continue
       const foff = this.fOff[i]! + shift
+      if (flen === 17) {
+        // llhttp (strict) accepts Transfer-Encoding on a request only with chunked last.
+        if (equalsLower(src, foff, flen, H_TRANSFER_ENCODING)) chunked = true
+        continue
+      }
       const voff = this.vOff[i]!
       let vs = voff < 0 ? 0 : voff + shift
       let ve = voff < 0 ? 0 : vs + this.vLen[i]!
       if (flen === 18) {
         if (!equalsLower(src, foff, flen, H_TRANSACTION_ID)) continue
         ;[vs, ve] = trimOws(src, vs, ve - vs)
-        if (tidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; continue }
+        if (tidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; dupTid = true; continue }
         tidOff = vs
         tidLen = ve - vs
       } else if (flen === 12) {
@@ -309,7 +369,7 @@ export class RequestFramer implements ParserCallbacks {
         ct = classifyContentType(src, vs, ve - vs)
       } else if (equalsLower(src, foff, flen, H_SESSION_ID)) {
         ;[vs, ve] = trimOws(src, vs, ve - vs)
-        if (sidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; continue }
+        if (sidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; dupSid = true; continue }
         sidOff = vs
         sidLen = ve - vs
       } else if (equalsLower(src, foff, flen, H_CONTENT_LENGTH)) {
@@ -332,12 +392,18 @@ export class RequestFramer implements ParserCallbacks {
       dev |= Deviation.SESSION_ID_GRAMMAR
     }
     if (dev !== 0 && !interop) {
-      return this.reject((dev & Deviation.DUPLICATE_ID_HEADER) !== 0 ? 'SSP_ERR_TRANSACTION_ID_INVALID' : 'SSP_ERR_HTTP_PARSE', 'duplicate x-wv-* header')
+      // Only a duplicate id header gets here in strict: refuse it as the id it duplicates.
+      return dupSid && !dupTid
+        ? this.reject('SSP_ERR_SESSION_ID_INVALID', 'duplicate x-wv-sessionid header')
+        : this.reject('SSP_ERR_TRANSACTION_ID_INVALID', 'duplicate x-wv-transactionid header')
     }
 
     this.contentType = ct
     this.deviations = dev
     this.keepAlive = keepAlive
+    this.chunked = chunked
+    this.gap = 0
+    this.lastEnd = Math.max(0, this.headEnd - this.headBase + Math.max(0, this.headStartInChunk))
     this.tidOff = tidOff
     this.tidLen = tidLen
     this.sidOff = sidOff
@@ -346,6 +412,9 @@ export class RequestFramer implements ParserCallbacks {
   }
 
   onBody (at: number, len: number): number {
+    if (this.addGap(at - this.lastEnd)) return LL.USER
+    this.gap = 0
+    this.lastEnd = at + len
     const total = this.bodyLen + len
     if (total > this.opts.maxBodyBytes) return this.reject('SSP_ERR_BODY_TOO_LARGE', undefined)
     if (this.bodyLen === 0) {
@@ -379,6 +448,16 @@ export class RequestFramer implements ParserCallbacks {
       this.tidOff, this.tidLen, this.sidOff, this.sidLen
     )
     this.src = EMPTY
+    if (this.chunked) {
+      // Delivered by run() once the end of the message is known (see addGap).
+      this.deferred = req
+      return LL.PAUSED
+    }
+    return this.deliver(req)
+  }
+
+  /** Hand a complete request to the sink; the llhttp code says whether parsing goes on. */
+  private deliver (req: SspRequest): number {
     const more = this.sink.onRequest(req)
     if (this.state === FramerState.STOPPED) return LL.USER
     if (!this.keepAlive) {

@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { channel } from 'node:diagnostics_channel'
-import { createError, type ErrorCode } from '../errors.js'
+import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { acks, ACK, ACK_CLOSE, ACK_LEN, errorReply, redirectReply } from './replies.js'
 import { FramerState, RequestFramer, type FramerSink } from './request-framer.js'
 import type { SspRequest } from './request.js'
@@ -70,6 +70,10 @@ export class ServerConnection implements FramerSink {
   private headStart = 0
   private lastRead = 0
   private readonly settled: () => void
+  /** The first socket error, published with the close event. */
+  private socketError: SspError | undefined = undefined
+  /** Write callback: a chunk reached the kernel, so the write buffer shrank. */
+  private readonly written: () => void
 
   constructor (socket: Socket | TLSSocket, host: ConnectionHost) {
     this.socket = socket
@@ -88,6 +92,9 @@ export class ServerConnection implements FramerSink {
       if (this.held !== undefined) this.wake()
       this.host.released()
     }
+    // 'drain' alone is not enough: it only fires once writableLength crossed the
+    // socket's own highWaterMark, which may be above maxWriteBuffer.
+    this.written = () => { this.onDrain() }
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('drain', () => this.onDrain())
@@ -140,7 +147,8 @@ export class ServerConnection implements FramerSink {
   private onSocketError (err: NodeJS.ErrnoException): void {
     this.stats.countError('SSP_ERR_SOCKET')
     this.host.stats.countError('SSP_ERR_SOCKET')
-    if (chClose.hasSubscribers) chClose.publish({ connection: this, error: createError('SSP_ERR_SOCKET', { message: err.code ?? err.message, cause: err }) })
+    // Reported with the 'close' that always follows: one close event per connection.
+    this.socketError ??= createError('SSP_ERR_SOCKET', { message: err.code ?? err.message, cause: err })
   }
 
   private onClose (): void {
@@ -157,7 +165,9 @@ export class ServerConnection implements FramerSink {
     }
     this.framer.destroy()
     this.host.connectionClosed(this)
-    if (chClose.hasSubscribers) chClose.publish({ connection: this })
+    if (chClose.hasSubscribers) {
+      chClose.publish(this.socketError === undefined ? { connection: this } : { connection: this, error: this.socketError })
+    }
   }
 
   // ------------------------------------------------------------------ framer sink
@@ -214,7 +224,7 @@ export class ServerConnection implements FramerSink {
   /** Room again (called by settle or by the server): hand over the held request, parse on. */
   wake (): void {
     const req = this.held
-    if (req === undefined || this.closed || !this.hasRoom()) return
+    if (req === undefined || this.closed || this.closing || !this.hasRoom()) return
     this.held = undefined
     this.handOver(req)
     this.resumeReading(PAUSE_QUEUE)
@@ -242,8 +252,7 @@ export class ServerConnection implements FramerSink {
     }
     if (this.redirect !== undefined) {
       // A redirect answers this request and ends the connection (spec 5.5).
-      this.flushOwed()
-      this.write(this.redirect)
+      this.flushOwedThen(this.redirect)
       this.redirect = undefined
       this.stopParsing()
       this.end()
@@ -260,12 +269,34 @@ export class ServerConnection implements FramerSink {
     this.stats.acknowledged += n
     this.host.stats.acknowledged += n
     if (this.closeAfterAcks) {
-      // The last 200 says the connection closes (the peer asked for it).
-      if (n > 1) this.write(acks(n - 1))
-      this.write(ACK_CLOSE)
+      // The last 200 says the connection closes (the peer asked for it); still one write.
+      if (n === 1) {
+        this.write(ACK_CLOSE)
+      } else {
+        const out = Buffer.allocUnsafe((n - 1) * ACK_LEN + ACK_CLOSE.length)
+        acks(n - 1).copy(out, 0)
+        ACK_CLOSE.copy(out, (n - 1) * ACK_LEN)
+        this.write(out)
+      }
     } else {
       this.write(n === 1 ? ACK : acks(n))
     }
+  }
+
+  /** One write: the owed 200s, then `last` (a refusal or a redirect, which ends the connection). */
+  private flushOwedThen (last: Buffer): void {
+    const n = this.owed
+    if (n === 0) {
+      this.write(last)
+      return
+    }
+    this.owed = 0
+    this.stats.acknowledged += n
+    this.host.stats.acknowledged += n
+    const out = Buffer.allocUnsafe(n * ACK_LEN + last.length)
+    acks(n).copy(out, 0)
+    last.copy(out, n * ACK_LEN)
+    this.write(out)
   }
 
   /** End of a read or of a wake-up: one write for all owed 200s, then a refusal if any. */
@@ -274,15 +305,7 @@ export class ServerConnection implements FramerSink {
     if (this.owed > 0) {
       if (this.refusal !== undefined && this.held === undefined) {
         // One write: the 200s and the refusal after them.
-        const n = this.owed
-        this.owed = 0
-        this.stats.acknowledged += n
-        this.host.stats.acknowledged += n
-        const reply = errorReply(this.refusal)
-        const out = Buffer.allocUnsafe(n * ACK_LEN + reply.length)
-        acks(n).copy(out, 0)
-        reply.copy(out, n * ACK_LEN)
-        this.write(out)
+        this.flushOwedThen(errorReply(this.refusal))
         this.refusal = undefined
         this.end()
         return
@@ -308,7 +331,7 @@ export class ServerConnection implements FramerSink {
     const n = b.length
     this.stats.bytesOut += n
     this.host.stats.bytesOut += n
-    this.socket.write(b)
+    this.socket.write(b, this.written)
   }
 
   /** Safe from inside a framer callback: the parser itself is freed on close. */
@@ -321,6 +344,12 @@ export class ServerConnection implements FramerSink {
     this.closing = true
     this.stopParsing()
     this.socket.end()
+    // Read on (into the stopped framer) so the peer's FIN is seen and the
+    // socket closes; a paused socket would stay half-open until a timeout.
+    if (this.paused !== 0) {
+      this.paused = 0
+      this.socket.resume()
+    }
   }
 
   private pauseReading (why: number): void {

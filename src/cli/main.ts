@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander'
 import { createRequire } from 'node:module'
 import { EXIT, fail } from './exit.js'
+import { registerConformance } from './conformance.js'
 import { DEMO_COUNT, demoCommand } from './demo.js'
 import { collectPeer } from './node-options.js'
 import { sendCommand } from './send.js'
@@ -74,6 +75,8 @@ program.command('demo')
   .action(async (opts) => {
     process.exitCode = await demoCommand(opts)
   })
+
+registerConformance(program)
 
 try {
   await program.parseAsync(process.argv)

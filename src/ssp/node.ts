@@ -10,6 +10,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
+import { checkServerIdentity, type TLSSocket } from 'node:tls'
 import { channel } from 'node:diagnostics_channel'
 import { createError, isSspError, type SspError } from '../errors.js'
 import { WireClient, type WireRequestError } from '../wire/client.js'
@@ -28,6 +29,19 @@ import { SetupCoordinator, type SetupHost } from './setup.js'
 const chSession = channel('ssp-transport:node:session')
 const chSessionEnd = channel('ssp-transport:node:session-end')
 const chSetupError = channel('ssp-transport:node:setup-error')
+
+/**
+ * Mutual TLS: does the certificate the peer presented on `conn` name `domain`
+ * (subjectAltName dNSName, or the CN when there is none)? True on plain TCP and
+ * on TLS listeners that do not ask for a client certificate: nothing to check.
+ */
+function certificateNames (conn: ServerConnection, domain: string): boolean {
+  const sock = conn.socket as Partial<TLSSocket>
+  if (typeof sock.getPeerCertificate !== 'function') return true
+  const cert = sock.getPeerCertificate()
+  if (cert === null || cert === undefined || Object.keys(cert).length === 0) return true
+  return checkServerIdentity(domain, cert) === undefined
+}
 
 /** The response half of one of our transactions. */
 export interface Answer {
@@ -68,6 +82,8 @@ export interface NodeStats {
   handlerErrors: number
   unknownSession: number
   crossPeerRefused: number
+  /** Set-up messages or session traffic refused because the peer's certificate does not name the peer (mutual TLS). */
+  peerIdentityRefused: number
   setupFailures: number
   /** Bytes on every connection of this node, both directions (POSTs and 200s, in and out). */
   bytesIn: number
@@ -81,6 +97,8 @@ class PendingTx {
   readonly tid: string
   readonly session: Session
   readonly body: Buffer | string
+  /** Body bytes, counted against maxPendingBytesPerPeer while pending. */
+  readonly bytes: number
   readonly start = performance.now()
   readonly deadline: number
   ackAt = 0
@@ -95,6 +113,7 @@ class PendingTx {
     this.tid = tid
     this.session = session
     this.body = body
+    this.bytes = typeof body === 'string' ? Buffer.byteLength(body) : Buffer.isBuffer(body) ? body.length : 0
     this.deadline = Date.now() + timeout
     this.resolve = resolve
     this.reject = reject
@@ -126,7 +145,7 @@ export class SspNode extends EventEmitter {
   private readonly c = {
     sent: 0, answered: 0, failed: 0, timedOut: 0, resent: 0, lateAnswers: 0,
     incomingRequests: 0, incomingNotifications: 0, duplicates: 0, answersSent: 0, answerFailures: 0,
-    handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, setupFailures: 0
+    handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, peerIdentityRefused: 0, setupFailures: 0
   }
 
   private readonly interopCounts: Record<string, number> = {}
@@ -157,6 +176,7 @@ export class SspNode extends EventEmitter {
       }),
       sessionUp: (peer, role, id, peerId, clients, ttl) => node.sessionUp(peer, role, id, peerId, clients, ttl),
       setupFailed: (peer, role, clients, err) => node.setupFailed(peer, role, clients, err),
+      admit: (conn, domain, role) => node.admit(conn, domain, role),
       peerFor: (domain) => node.peerFor(domain),
       countDeviation: (kind) => node.countInterop(kind)
     }
@@ -307,6 +327,7 @@ export class SspNode extends EventEmitter {
         this.c.crossPeerRefused++
         return
       }
+      if (!this.admit(conn, session.peer.domain, session.role)) return
       conn.context = session.peer
       session.peer.inbound.add(conn)
     }
@@ -331,7 +352,7 @@ export class SspNode extends EventEmitter {
       const ids = peekEnvelopeIds(req.body)
       if (ids.kind === EnvelopeKind.SESSION && ids.sessionId !== undefined) {
         const session = this.sessions.get(ids.sessionId) ?? this.sessionsByPeerId.get(ids.sessionId)
-        if (session !== undefined && (conn.context === undefined || conn.context === session.peer)) {
+        if (session !== undefined && (conn.context === session.peer || (conn.context === undefined && this.admit(conn, session.peer.domain, session.role)))) {
           this.countInterop('idsFromBody')
           return this.fromEnvelope(req, session)
         }
@@ -422,11 +443,16 @@ export class SspNode extends EventEmitter {
     if (peer.pending >= (this.o.maxPendingPerPeer ?? NODE_DEFAULTS.maxPendingPerPeer)) {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingPerPeer transactions in flight` }))
     }
+    const bytes = typeof body === 'string' ? Buffer.byteLength(body) : Buffer.isBuffer(body) ? body.length : 0
+    if (peer.pendingBytes + bytes > (this.o.maxPendingBytesPerPeer ?? NODE_DEFAULTS.maxPendingBytesPerPeer)) {
+      return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingBytesPerPeer bytes in flight` }))
+    }
     const tid = this.tids.next()
     return new Promise<Answer>((resolve, reject) => {
       const p = new PendingTx(this, tid, session, body, timeout, resolve, reject)
       this.pending.set(tid, p)
       peer.pending++
+      peer.pendingBytes += p.bytes
       this.c.sent++
       this.writeTx(p)
     })
@@ -459,6 +485,7 @@ export class SspNode extends EventEmitter {
     p.settled = true
     this.pending.delete(p.tid)
     p.session.peer.pending--
+    p.session.peer.pendingBytes -= p.bytes
     this.c.answered++
     const now = performance.now()
     p.resolve({
@@ -476,6 +503,7 @@ export class SspNode extends EventEmitter {
     p.settled = true
     this.pending.delete(p.tid)
     p.session.peer.pending--
+    p.session.peer.pendingBytes -= p.bytes
     this.c.failed++
     p.reject(err)
   }
@@ -587,6 +615,40 @@ export class SspNode extends EventEmitter {
       for (const conn of peer.inbound) conn.close()
       peer.entry = undefined
     }
+    // A peer-initiated set-up that failed leaves nothing behind (a stream of set-ups
+    // claiming made-up domains must not grow the peer table): once the current event
+    // is done (a restarted set-up registers itself synchronously), forget the peer if
+    // nothing refers to it.
+    if (role === Role.PROVIDER) {
+      queueMicrotask(() => {
+        if (peer.requestor !== undefined || peer.provider !== undefined || peer.waiting.length > 0 || peer.pending > 0) return
+        if (this.setup.has(peer.domain) || this.peers.get(peer.domain) !== peer) return
+        for (const conn of peer.inbound) conn.close()
+        this.peers.delete(peer.domain)
+      })
+    }
+  }
+
+  /**
+   * May `conn` speak for `domain`? Not if it already speaks for another peer (one
+   * connection, one peer), nor, with mutual TLS, if the certificate presented on it
+   * does not name that domain (SSP_ERR_PEER_IDENTITY). A refused connection is closed.
+   */
+  private admit (conn: ServerConnection, domain: string, role: Role): boolean {
+    const d = domain.toLowerCase()
+    const bound = conn.context
+    if (bound instanceof Peer && bound.domain !== d) {
+      this.c.crossPeerRefused++
+      conn.close()
+      return false
+    }
+    if (certificateNames(conn, d)) return true
+    this.c.peerIdentityRefused++
+    const err = createError('SSP_ERR_PEER_IDENTITY', { message: `connection ${conn.id} claims ${d}` })
+    if (chSetupError.hasSubscribers) chSetupError.publish({ node: this, peer: d, role, error: err })
+    this.emit('setupError', { peer: d, role, error: err })
+    conn.close()
+    return false
   }
 
   private end (s: Session, err: SspError): void {

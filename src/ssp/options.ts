@@ -64,6 +64,8 @@ export interface SspNodeOptions {
   transactionTimeout?: number
   /** Our transactions in flight per peer. Default 10,000. */
   maxPendingPerPeer?: number
+  /** Body bytes of our transactions in flight per peer. Default 64 MiB. */
+  maxPendingBytesPerPeer?: number
   /** Transactions waiting for a session to come up, per peer. Default 10,000. */
   maxWaitingPerPeer?: number
   /** Times a POST is resent after its connection died before the 200. Default 3. */
@@ -86,6 +88,7 @@ export const NODE_DEFAULTS = {
   setupTimeout: 10_000,
   transactionTimeout: 30_000,
   maxPendingPerPeer: 10_000,
+  maxPendingBytesPerPeer: 64 * 1024 * 1024,
   maxWaitingPerPeer: 10_000,
   maxResends: 3,
   dedupeWindow: 4096,
@@ -98,7 +101,7 @@ export function checkNodeOptions (o: SspNodeOptions): void {
   if (typeof o.domain !== 'string' || !DOMAIN.test(o.domain)) {
     throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `domain must be a DNS name, got ${String(o.domain)}` })
   }
-  for (const k of ['pairs', 'timeToLive', 'setupTimeout', 'transactionTimeout', 'maxPendingPerPeer', 'maxWaitingPerPeer', 'closeTimeout'] as const) {
+  for (const k of ['pairs', 'timeToLive', 'setupTimeout', 'transactionTimeout', 'maxPendingPerPeer', 'maxPendingBytesPerPeer', 'maxWaitingPerPeer', 'closeTimeout'] as const) {
     const v = o[k]
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a positive integer` })
   }

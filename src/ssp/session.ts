@@ -99,6 +99,8 @@ export class Peer {
   provider: Session | undefined = undefined
   /** Our transactions in flight towards this peer. */
   pending = 0
+  /** Their body bytes. */
+  pendingBytes = 0
   /** Transactions waiting for the requestor session to come up. */
   readonly waiting: Array<{ resolve: (s: Session) => void, reject: (e: Error) => void }> = []
 

@@ -42,6 +42,8 @@ export interface SetupHost {
   /** Consulted for the first SendSecretToken on a new inbound connection (spec 5.5). */
   redirect: ((peer: string, conn: ServerConnection) => string | undefined) | undefined
   countDeviation (kind: string): void
+  /** May this connection speak for this domain (one peer per connection; mutual TLS identity)? Closes it if not. */
+  admit (conn: ServerConnection, domain: string, role: Role): boolean
 }
 
 const Stage = {
@@ -110,6 +112,7 @@ export class SetupCoordinator {
   onMessage (msg: ParsedSetupMessage, conn: ServerConnection): void {
     const h = this.host
     if (msg.kind === SetupKind.SEND_SECRET_TOKEN) {
+      if (!h.admit(conn, msg.domain, msg.mode === Mode.REQUEST ? Role.PROVIDER : Role.REQUESTOR)) return
       // Steps 1 and 3 are the only places a redirect may answer (spec 5.5).
       if (h.redirect !== undefined && conn.stats.requests === 1) {
         const to = h.redirect(msg.domain, conn)
@@ -128,6 +131,7 @@ export class SetupCoordinator {
       ? conn.context
       : msg.kind === SetupKind.LOGIN_REQUEST ? h.peerFor(msg.domain) : this.loginResponsePeer(msg)
     if (peer === undefined) return
+    if (!h.admit(conn, peer.domain, msg.mode === Mode.REQUEST ? Role.PROVIDER : Role.REQUESTOR)) return
     if (msg.kind === SetupKind.LOGIN_REQUEST) {
       if (msg.mode === Mode.REQUEST) this.onLogin(peer, msg)
       else this.onLoginAnswer(peer, msg)
@@ -172,6 +176,9 @@ export class SetupCoordinator {
   }
 
   get inProgress (): number { return this.outgoing.size + this.incoming.size }
+
+  /** Is a set-up with this peer in progress, in either role? */
+  has (domain: string): boolean { return this.outgoing.has(domain) || this.incoming.has(domain) }
 
   // ------------------------------------------------------------------ responder: steps 2, 3, 5, 7
 

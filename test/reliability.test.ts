@@ -52,8 +52,7 @@ function makeNode (domain: string, calls: Map<string, number>, tids: Map<string,
     handler,
     transactionTimeout: 30_000,
     setupTimeout: 10_000,
-    // Resending is what the proxy exercises: never let a resend limit decide the outcome.
-    maxResends: 1000,
+    // The default resend policy (bounded by the transaction deadline and maxResends 100).
     closeTimeout: 2_000,
     client: { reconnectDelay: 2, maxReconnectDelay: 50, maxReconnectAttempts: 1000, connectTimeout: 5_000 },
     server: { timerResolution: 50 }

@@ -104,6 +104,8 @@ class PendingTx {
   ackAt = 0
   attempts = 0
   settled = false
+  /** The resend budget ran out with the last POST unacknowledged. */
+  unacknowledged = false
   readonly resolve: (a: Answer) => void
   readonly reject: (e: Error) => void
   readonly onAck: (err: WireRequestError | null) => void
@@ -470,10 +472,18 @@ export class SspNode extends EventEmitter {
       p.ackAt = performance.now()
       return
     }
-    if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && p.attempts <= (this.o.maxResends ?? NODE_DEFAULTS.maxResends) && !p.session.ended) {
-      // The connection died before the 200: at-least-once on the wire, the receiver drops the duplicate.
-      this.c.resent++
-      this.writeTx(p)
+    if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && !p.session.ended) {
+      // The connection died before the 200: the POST may or may not have been
+      // delivered. At-least-once on the wire: resend (the receiver drops the
+      // duplicate) while the transaction's deadline allows and the resend
+      // budget lasts. Once the budget is spent it is not failed early: its
+      // answer may still come, and the deadline ends it with a typed timeout.
+      if (p.attempts <= (this.o.maxResends ?? NODE_DEFAULTS.maxResends) && Date.now() < p.deadline) {
+        this.c.resent++
+        this.writeTx(p)
+      } else {
+        p.unacknowledged = true
+      }
       return
     }
     this.settleFail(p, err)
@@ -513,7 +523,8 @@ export class SspNode extends EventEmitter {
     for (const p of this.pending.values()) {
       if (p.deadline <= now) {
         this.c.timedOut++
-        this.settleFail(p, createError('SSP_ERR_TRANSACTION_TIMEOUT', { message: `${p.tid} to ${p.session.peer.domain}` }))
+        const note = p.unacknowledged ? ' (its last POST was never acknowledged: it may or may not have been delivered)' : ''
+        this.settleFail(p, createError('SSP_ERR_TRANSACTION_TIMEOUT', { message: `${p.tid} to ${p.session.peer.domain}${note}` }))
       }
     }
     for (const s of this.sessions.values()) {

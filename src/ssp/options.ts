@@ -68,7 +68,7 @@ export interface SspNodeOptions {
   maxPendingBytesPerPeer?: number
   /** Transactions waiting for a session to come up, per peer. Default 10,000. */
   maxWaitingPerPeer?: number
-  /** Times a POST is resent after its connection died before the 200. Default 3. */
+  /** Times a POST is resent after its connection died before the 200, within the transaction deadline. Default 100. Once spent, the transaction waits for its answer until the deadline (then SSP_ERR_TRANSACTION_TIMEOUT). */
   maxResends?: number
   /** Incoming transaction ids remembered per session to drop resent duplicates. Default 4096. */
   dedupeWindow?: number
@@ -90,7 +90,7 @@ export const NODE_DEFAULTS = {
   maxPendingPerPeer: 10_000,
   maxPendingBytesPerPeer: 64 * 1024 * 1024,
   maxWaitingPerPeer: 10_000,
-  maxResends: 3,
+  maxResends: 100,
   dedupeWindow: 4096,
   closeTimeout: 10_000
 } as const

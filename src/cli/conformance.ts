@@ -1,6 +1,6 @@
 /**
  * `ssp-transport conformance`: play the other server against a system under
- * test and report every SCR item (docs-conformance.md says how to read it).
+ * test and report every SCR item (the README's "Conformance lab" section says how to read it).
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'

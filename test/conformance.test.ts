@@ -41,6 +41,10 @@ function itemsOf (r: LabResult, checks: string[]): ItemId[] {
 }
 
 /** A port nothing listens on (bound, then closed). */
+/**
+ * A port nothing listens on, used at 127.0.0.3: the lab itself listens on
+ * 127.0.0.1 port 0 and could be handed the port just freed there.
+ */
 async function closedPort (): Promise<number> {
   const s = net.createServer()
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
@@ -194,7 +198,7 @@ t.test('--only limits the report and the probes', async (t) => {
 
 t.test('an unreachable SUT: every item not testable, exit 3', async (t) => {
   const sut = await sspNodeSut(t)
-  const r = await runLab(t, { ...sut, url: `http://127.0.0.1:${await closedPort()}/` })
+  const r = await runLab(t, { ...sut, url: `http://127.0.0.3:${await closedPort()}/` })
   t.equal(r.run.reachable, false)
   t.ok(r.items.every((i) => i.verdict === 'not testable'))
   t.equal(r.report.summary.exit, EXIT.UNREACHABLE)
@@ -263,7 +267,7 @@ t.test('the CLI action', async (t) => {
 
   await t.test('unreachable SUT: 3', async (t) => {
     const out: string[] = []
-    const code = await conformanceCommand(base(`http://127.0.0.1:${await closedPort()}/`, { format: 'json' }), quietIo(out))
+    const code = await conformanceCommand(base(`http://127.0.0.3:${await closedPort()}/`, { format: 'json' }), quietIo(out))
     t.equal(code, EXIT.UNREACHABLE)
     t.equal((JSON.parse(out.join('')) as Report).summary.exit, EXIT.UNREACHABLE)
   })

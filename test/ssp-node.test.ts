@@ -128,6 +128,9 @@ t.test('S-007: connection pair: requests on a connection A opened, answers on on
   t.equal(new Set(atB.map((p) => p.connId)).size, 1, 'one connection A -> B')
   t.equal(new Set(atA.map((p) => p.connId)).size, 1, 'one connection B -> A')
   t.not(atB[0]?.remotePort, portOf(ua), 'A sent from a client port, not from its listener')
+  // A read's 200s leave at the end of the server's event-loop turn, so the last
+  // answers can overtake them: let that turn end before reading the counters.
+  await new Promise((resolve) => setImmediate(resolve))
   for (const [node, n] of [[a, atA.length], [b, atB.length]] as const) {
     const w = node.getStats().wire[0]!
     t.equal(w.requests, n)

@@ -28,23 +28,28 @@ export type Role = typeof Role[keyof typeof Role]
  * of fixed size plus a set: O(1) per request, bounded memory.
  */
 export class DedupeWindow {
-  private readonly ring: Array<string | undefined>
+  /** Grows with traffic up to `size`, then wraps: an idle session holds nothing. */
+  private readonly ring: string[] = []
   private readonly seen = new Set<string>()
+  private readonly size: number
   private i = 0
 
   constructor (size: number) {
-    this.ring = new Array<string | undefined>(size)
+    this.size = size
   }
 
   /** True when `id` was already seen (a duplicate); otherwise remembers it. */
   check (id: string): boolean {
     if (this.seen.has(id)) return true
-    if (this.ring.length === 0) return false
-    const old = this.ring[this.i]
-    if (old !== undefined) this.seen.delete(old)
-    this.ring[this.i] = id
+    if (this.size === 0) return false
+    if (this.ring.length < this.size) {
+      this.ring.push(id)
+    } else {
+      this.seen.delete(this.ring[this.i]!)
+      this.ring[this.i] = id
+      this.i = (this.i + 1) % this.size
+    }
     this.seen.add(id)
-    this.i = (this.i + 1) % this.ring.length
     return false
   }
 }

@@ -679,7 +679,11 @@ export class WireClient extends EventEmitter {
     } finally {
       this.dispatching = false
     }
-    if (this.doneIdx >= COMPACT_AT) {
+    if (this.doneIdx === this.queue.length) {
+      // Drained: keep nothing (bodies, callbacks) alive while the client idles.
+      this.queue.length = 0
+      this.doneIdx = this.runningIdx = this.pendingIdx = 0
+    } else if (this.doneIdx >= COMPACT_AT) {
       const n = this.doneIdx
       this.queue.splice(0, n)
       this.doneIdx = 0

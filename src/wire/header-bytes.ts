@@ -59,7 +59,8 @@ export function equalsLower (buf: Uint8Array, off: number, len: number, name: Ui
   return true
 }
 
-const isOws = (c: number): boolean => c === 0x20 || c === 0x09
+/** Optional whitespace (SP / HTAB). llhttp drops it before a value; after one it is ours to trim. */
+export const isOws = (c: number): boolean => c === 0x20 || c === 0x09
 
 const SSP_PREFIX = Buffer.from('application/vnd.wv.ssp', 'latin1')
 const XML = Buffer.from('xml', 'latin1')

@@ -16,7 +16,7 @@
  */
 import type { ErrorCode } from '../errors.js'
 import {
-  ContentType, type ContentTypeClass, classifyContentType, equalsLower, isIdBytes, parseDecimal, trimOws
+  ContentType, type ContentTypeClass, classifyContentType, equalsLower, isIdBytes, isOws, parseDecimal
 } from './header-bytes.js'
 import { LL, Parser, type ParserCallbacks } from './llhttp.js'
 import { Deviation, SspRequest } from './request.js'
@@ -255,7 +255,8 @@ export class RequestFramer implements ParserCallbacks {
     this.headStartInChunk = -1
     this.headBase = 0
     this.headEnd = 0
-    this.headPieces.length = 0
+    // Setting an array's length is not free; the pieces are rare.
+    if (this.headPieces.length !== 0) this.headPieces.length = 0
     this.headBytes = 0
     this.nHeaders = 0
     this.last = LAST_NONE
@@ -359,7 +360,7 @@ export class RequestFramer implements ParserCallbacks {
       let ve = voff < 0 ? 0 : vs + this.vLen[i]!
       if (flen === 18) {
         if (!equalsLower(src, foff, flen, H_TRANSACTION_ID)) continue
-        ;[vs, ve] = trimOws(src, vs, ve - vs)
+        while (ve > vs && isOws(src[ve - 1]!)) ve--
         if (tidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; dupTid = true; continue }
         tidOff = vs
         tidLen = ve - vs
@@ -368,7 +369,7 @@ export class RequestFramer implements ParserCallbacks {
         ctSeen = true
         ct = classifyContentType(src, vs, ve - vs)
       } else if (equalsLower(src, foff, flen, H_SESSION_ID)) {
-        ;[vs, ve] = trimOws(src, vs, ve - vs)
+        while (ve > vs && isOws(src[ve - 1]!)) ve--
         if (sidOff >= 0) { dev |= Deviation.DUPLICATE_ID_HEADER; dupSid = true; continue }
         sidOff = vs
         sidLen = ve - vs

@@ -70,6 +70,8 @@ export class ServerConnection implements FramerSink {
   private headStart = 0
   private lastRead = 0
   private readonly settled: () => void
+  private flushScheduled = false
+  private readonly flushLater: () => void
   /** The first socket error, published with the close event. */
   private socketError: SspError | undefined = undefined
   /** Write callback: a chunk reached the kernel, so the write buffer shrank. */
@@ -86,6 +88,10 @@ export class ServerConnection implements FramerSink {
       maxHeaderCount: this.opts.maxHeaderCount,
       maxBodyBytes: this.opts.maxBodyBytes
     })
+    this.flushLater = () => {
+      this.flushScheduled = false
+      if (!this.closed) this.flush()
+    }
     this.settled = () => {
       this.inflight--
       this.host.inflight--
@@ -135,7 +141,14 @@ export class ServerConnection implements FramerSink {
     this.host.stats.bytesIn += n
     this.lastRead = this.host.now
     this.framer.push(chunk)
-    this.flush()
+    // The 200s owed for this read go out at the end of the event-loop turn,
+    // in one write with those of any other read of the turn: by then the
+    // application's own writes of the turn (answer POSTs on its connections)
+    // are out first, and the peer is woken once for the lot.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.flushLater)
+    }
   }
 
   private onDrain (): void {

@@ -13,9 +13,13 @@ interface Teardown { teardown (fn: () => unknown): void }
 
 export interface ConnSpy {
   conn: ServerConnection
-  /** Socket writes made while handling each 'data' event (one entry per read). */
+  /**
+   * Socket writes answering each read (one entry per read). The server writes
+   * a turn's 200s once at the end of the event-loop turn, so a write made after
+   * one or more reads, before any other write, answers the latest of them.
+   */
   writesPerRead: number[]
-  /** Socket writes made outside any 'data' event (wake-ups, timers, close). */
+  /** Socket writes that answer no read (wake-ups, timers, close). */
   writesOutsideReads: number
   writes: Buffer[]
   reads: number
@@ -49,15 +53,17 @@ export async function startServer (t: Teardown, options: WireServerOptions = {})
     const spy: ConnSpy = { conn, writesPerRead: [], writesOutsideReads: 0, writes: [], reads: 0 }
     conns.push(spy)
     const socket = conn.socket as Socket
-    let inRead = false
-    // prepend: runs before the connection's own 'data' listener; the append runs after it
-    socket.prependListener('data', () => { inRead = true; spy.reads++; spy.writesPerRead.push(0) })
-    socket.on('data', () => { inRead = false })
+    let unanswered = false
+    socket.prependListener('data', () => { unanswered = true; spy.reads++; spy.writesPerRead.push(0) })
     const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
     socket.write = ((...args: unknown[]): boolean => {
       spy.writes.push(Buffer.from(args[0] as Buffer))
-      if (inRead) spy.writesPerRead[spy.writesPerRead.length - 1]!++
-      else spy.writesOutsideReads++
+      if (unanswered) {
+        spy.writesPerRead[spy.writesPerRead.length - 1]!++
+        unanswered = false
+      } else {
+        spy.writesOutsideReads++
+      }
       return write(...args)
     }) as typeof socket.write
   })

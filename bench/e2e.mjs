@@ -1,0 +1,508 @@
+#!/usr/bin/env node
+// Scenario 4 (and 5 with --https): end-to-end SSP transactions A -> B -> A.
+//
+//   node bench/e2e.mjs                  # depths 1,16,64 x 3 rounds x 1.5 s per engine (~1 min)
+//   node bench/e2e.mjs --quick          # depths 1,16,64 x 1 round x 1 s
+//   node bench/e2e.mjs --https          # scenario 5: depth 16, HTTP vs HTTPS for both engines
+//   options: --depths 1,16,64 --rounds 3 --secs 1.5 --warmup 0.5 --body 380 --engines ours,baseline
+//            --dist DIR  "ours" from another build (a patched copy of dist/), to evaluate a source change
+//            --out FILE  write the JSON there instead of bench/results/ (for experiments)
+//            --profile   afterwards, run ours at depth 16 with node B under --cpu-prof and print
+//                        B's top self-time functions (bench/results/prof-e2e/)
+//
+// One transaction: A POSTs a SendMessageRequest (380 B) with x-wv-transactionid and
+// x-wv-sessionid to B (connection 1, A's outbound); B answers 200 at once, its handler
+// builds a SendMessageResponse for that tid (sendMessageResponse, same for both engines)
+// and B POSTs it to A (connection 2, B's outbound); A answers 200 and settles the
+// transaction's promise by its tid. Round trip = from A's request() call to the
+// settlement of its promise, measured by this harness the same way for both engines,
+// recorded per transaction in an HDR histogram (µs).
+//
+// Engines:
+//   ours      two SspNodes (real set-up exchange, then Session traffic), client pipelineDepth = depth
+//   baseline  bench/baseline-federation.mjs: node:http server + undici Client (pipelining = depth)
+//             on each side, same exchange, same payloads.
+// Node B is a child process pinned to core 1 (`taskset -c 1`), a fresh one per run; node A
+// and the load (closed loop: `depth` transactions outstanding) run here, pinned to core 0.
+// Rounds alternate the engines (order rotated per round); figures are medians over rounds,
+// ratios are medians of per-round ratios. Writes bench/results/e2e.json (https.json).
+import { spawn, spawnSync, execFileSync } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve as resolvePath } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { performance } from 'node:perf_hooks'
+import os, { tmpdir } from 'node:os'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
+const self = fileURLToPath(import.meta.url)
+const argv = process.argv.slice(2)
+const has = (f) => argv.includes(`--${f}`)
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt
+}
+
+const QUICK = has('quick')
+const HTTPS_MODE = has('https')
+const PROFILE = has('profile')
+const A_DOMAIN = 'a.example'
+const B_DOMAIN = 'b.example'
+
+// --dist DIR: run "ours" from another build (e.g. a patched copy of dist/) to evaluate a source change
+// against the same baseline in the same run; both A and B use it.
+const DIST = opt('dist', join(root, 'dist'))
+const { SspNode, sendMessageRequest, sendMessageResponse } = await import(join(DIST, 'index.js'))
+const { BaselineNode } = await import(join(here, 'baseline-federation.mjs'))
+
+/** The application handler, identical for both engines. */
+const handler = (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
+
+function readTls (dir) {
+  if (dir === undefined) return undefined
+  return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) }
+}
+
+/** Build one node of either engine. */
+async function makeNode (engine, domain, depth, tls) {
+  if (engine === 'ours') {
+    const node = new SspNode({
+      domain,
+      resolver: false,
+      handler,
+      listen: [{ port: 0, host: '127.0.0.1', tls }],
+      client: { pipelineDepth: depth, ...(tls !== undefined ? { ca: tls.cert } : {}) }
+    })
+    const [url] = await node.start()
+    return { node, url }
+  }
+  const node = new BaselineNode({ domain, handler, tls, ca: tls?.cert, pipelining: depth })
+  const [url] = await node.start()
+  return { node, url }
+}
+
+// ================================================================== child: node B
+
+async function childB () {
+  const engine = opt('engine')
+  const depth = Number(opt('depth'))
+  const tls = readTls(opt('tls'))
+  const { node, url } = await makeNode(engine, B_DOMAIN, depth, tls)
+  node.addPeer(A_DOMAIN, opt('peer-url'))
+  let cpu0 = process.cpuUsage()
+  process.on('message', async (m) => {
+    if (m === 'mark') {
+      cpu0 = process.cpuUsage()
+      process.send({ marked: true, hrUs: Number(process.hrtime.bigint() / 1000n) })
+    } else if (m === 'stats') {
+      const c = process.cpuUsage(cpu0)
+      const s = node.getStats()
+      process.send({ hrUs: Number(process.hrtime.bigint() / 1000n), stats: { cpuUs: c.user + c.system, userUs: c.user, sysUs: c.system, node: engine === 'ours' ? { incomingRequests: s.incomingRequests, answersSent: s.answersSent, answerFailures: s.answerFailures } : s } })
+    } else if (m === 'exit') {
+      await Promise.race([node.close(), new Promise((resolve) => setTimeout(resolve, 2000))])
+      process.exit(0)
+    }
+  })
+  process.on('disconnect', () => process.exit(0))
+  process.send({ url })
+}
+
+// ================================================================== parent: node A + load
+
+const hasTaskset = (() => {
+  if (os.cpus().length < 2) return false
+  try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); return true } catch { return false }
+})()
+
+function machine () {
+  let cpu = os.cpus()[0]?.model ?? 'unknown'
+  try {
+    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpu = m[1].trim()
+  } catch {}
+  return { nproc: os.availableParallelism?.() ?? os.cpus().length, cpu, node: process.version, date: new Date().toISOString(), pinned: hasTaskset }
+}
+
+/** Voluntary context switches of a process's main (event loop) thread: how often it went to sleep. */
+function procWakeups (pid) {
+  try {
+    return Number(/voluntary_ctxt_switches:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1])
+  } catch { return null }
+}
+
+/** Read and write syscalls of a process so far (/proc/<pid>/io), or null. */
+function procIo (pid) {
+  try {
+    const t = readFileSync(`/proc/${pid}/io`, 'utf8')
+    return { r: Number(/syscr:\s*(\d+)/.exec(t)[1]), w: Number(/syscw:\s*(\d+)/.exec(t)[1]) }
+  } catch { return null }
+}
+
+class ChildB {
+  constructor (engine, depth, peerUrl, tlsDir, nodeArgs = []) {
+    const args = [...nodeArgs, self, '--node-b', '--engine', engine, '--depth', String(depth), '--peer-url', peerUrl, '--dist', DIST]
+    if (tlsDir !== undefined) args.push('--tls', tlsDir)
+    this.child = hasTaskset
+      ? spawn('taskset', ['-c', '1', process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      : spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.waiters = []
+    this.child.on('message', (m) => { const w = this.waiters.shift(); if (w) w(m) })
+    this.exited = once(this.child, 'exit')
+  }
+
+  ask (msg) {
+    const p = new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`node B did not answer ${msg ?? 'start'}`)), 20_000)
+      this.waiters.push((m) => { clearTimeout(t); resolve(m) })
+    })
+    if (msg !== undefined) this.child.send(msg)
+    return p
+  }
+
+  async stop () {
+    try { this.child.send('exit') } catch {}
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000)
+    await this.exited
+    clearTimeout(t)
+  }
+}
+
+let hdrBuild
+function newHist () {
+  return hdrBuild({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
+}
+
+/**
+ * Closed loop: keep `depth` transactions outstanding for `ms`, then stop issuing and
+ * let the outstanding ones finish (bounded). Every transaction's round trip goes into `hist`.
+ */
+function drive (node, body, depth, ms, hist) {
+  return new Promise((resolve) => {
+    let out = 0
+    let done = 0
+    let errors = 0
+    let running = true
+    let tEnd = 0
+    let doneAtEnd = 0
+    const errCodes = {}
+    const t0 = performance.now()
+    const deadline = t0 + ms
+    const finish = (timedOut) => {
+      clearTimeout(guard)
+      if (tEnd === 0) { tEnd = performance.now(); doneAtEnd = done }
+      resolve({ completed: doneAtEnd, secs: (tEnd - t0) / 1000, errors, errCodes, timedOut, stillOutstanding: out })
+    }
+    const settle = () => {
+      out--
+      if (running) {
+        if (performance.now() >= deadline) {
+          running = false
+          tEnd = performance.now()
+          doneAtEnd = done
+        } else {
+          issue()
+          return
+        }
+      }
+      if (out === 0) finish(false)
+    }
+    const issue = () => {
+      out++
+      const s = performance.now()
+      node.request(B_DOMAIN, body).then(() => {
+        if (hist !== null) hist.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)))
+        done++
+        settle()
+      }, (err) => {
+        errors++
+        const c = err?.code ?? err?.message ?? 'error'
+        errCodes[c] = (errCodes[c] ?? 0) + 1
+        settle()
+      })
+    }
+    // Bounded even if everything stalls.
+    const guard = setTimeout(() => { running = false; finish(true) }, ms + 15_000)
+    for (let i = 0; i < depth; i++) issue()
+  })
+}
+
+async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeArgs }) {
+  const tls = proto === 'https' ? readTls(tlsDir) : undefined
+  const { node: a, url: aUrl } = await makeNode(engine, A_DOMAIN, depth, tls)
+  const b = new ChildB(engine, depth, aUrl, proto === 'https' ? tlsDir : undefined, nodeArgs)
+  try {
+    const { url: bUrl } = await b.ask()
+    a.addPeer(B_DOMAIN, bUrl)
+    await a.connect(B_DOMAIN)
+    await drive(a, body, depth, warmup * 1000, null) // warm-up: JIT, connections, buffers
+    const { hrUs: markHrUs } = await b.ask('mark')
+    const io0 = procIo(b.child.pid)
+    const wB0 = procWakeups(b.child.pid)
+    const wA0 = procWakeups(process.pid)
+    const hist = newHist()
+    const cpuA0 = process.cpuUsage()
+    const r = await drive(a, body, depth, secs * 1000, hist)
+    const cpuA = process.cpuUsage(cpuA0)
+    const io1 = procIo(b.child.pid)
+    const wB1 = procWakeups(b.child.pid)
+    const wA1 = procWakeups(process.pid)
+    const { stats, hrUs: statsHrUs } = await b.ask('stats')
+    const tps = r.completed / r.secs
+    return {
+      engine,
+      depth,
+      proto,
+      tps: Math.round(tps),
+      p50us: hist.getValueAtPercentile(50),
+      p99us: hist.getValueAtPercentile(99),
+      p999us: hist.getValueAtPercentile(99.9),
+      maxUs: hist.maxValue,
+      transactions: r.completed,
+      secs: +r.secs.toFixed(3),
+      errors: r.errors,
+      errCodes: r.errCodes,
+      timedOut: r.timedOut,
+      // CPU per transaction: B = one inbound request + one outbound answer (+ both 200s)
+      bCpuUsPerTx: +(stats.cpuUs / Math.max(1, hist.totalCount)).toFixed(2),
+      aCpuUsPerTx: +((cpuA.user + cpuA.system) / Math.max(1, hist.totalCount)).toFixed(2),
+      bCpuUtil: +(stats.cpuUs / 1e6 / r.secs).toFixed(2),
+      bKernelShare: +(stats.sysUs / Math.max(1, stats.cpuUs)).toFixed(2),
+      // Batching, engine-agnostic: node B's read and write syscalls per transaction.
+      bReadsPerTx: io0 && io1 ? +((io1.r - io0.r) / Math.max(1, hist.totalCount)).toFixed(3) : null,
+      bWritesPerTx: io0 && io1 ? +((io1.w - io0.w) / Math.max(1, hist.totalCount)).toFixed(3) : null,
+      // Sleeps (voluntary context switches) of each event loop thread per transaction.
+      bSleepsPerTx: wB0 !== null && wB1 !== null ? +((wB1 - wB0) / Math.max(1, hist.totalCount)).toFixed(3) : null,
+      aSleepsPerTx: wA0 !== null && wA1 !== null ? +((wA1 - wA0) / Math.max(1, hist.totalCount)).toFixed(3) : null,
+      bNode: stats.node,
+      bWindowUs: [markHrUs, statsHrUs]
+    }
+  } finally {
+    await Promise.race([a.close(), new Promise((resolve) => setTimeout(resolve, 3000))])
+    await b.stop()
+  }
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  if (s.length === 0) return null
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const r2 = (x) => x === null ? null : Math.round(x * 100) / 100
+
+function makeCert () {
+  const dir = mkdtempSync(join(tmpdir(), 'ssp-bench-tls-'))
+  const r = spawnSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
+  ], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`)
+  return dir
+}
+
+async function main () {
+  const hdr = await import('hdr-histogram-js')
+  hdrBuild = hdr.default?.build ?? hdr.build
+  const depths = String(opt('depths', HTTPS_MODE ? '16' : '1,16,64')).split(',').map(Number)
+  const rounds = Number(opt('rounds', QUICK ? 1 : 3))
+  const secs = Number(opt('secs', QUICK ? 1 : 1.5))
+  const warmup = Number(opt('warmup', QUICK ? 0.4 : 0.5))
+  const body = sendMessageRequest(Number(opt('body', 380)))
+  const protos = HTTPS_MODE ? ['http', 'https'] : ['http']
+  const engines = String(opt('engines', 'ours,baseline')).split(',')
+  const tlsDir = HTTPS_MODE ? makeCert() : undefined
+  const machineInfo = machine() // before pinning (availableParallelism follows the affinity mask)
+
+  if (hasTaskset) {
+    try { execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' }) } catch {}
+  }
+  const t0 = Date.now()
+  const runs = []
+  try {
+    for (const depth of depths) {
+      for (let round = 0; round < rounds; round++) {
+        // Alternate: every (engine, proto) once per round, order rotated per round.
+        let order = []
+        for (const proto of protos) for (const engine of engines) order.push({ engine, proto })
+        const k = round % order.length
+        order = [...order.slice(k), ...order.slice(0, k)]
+        if (round % 2 === 1) order.reverse()
+        for (const { engine, proto } of order) {
+          const r = await oneRun({ engine, depth, proto, secs, warmup, body, tlsDir })
+          r.round = round + 1
+          runs.push(r)
+          console.error(`depth ${String(depth).padStart(2)} round ${round + 1}/${rounds} ${engine.padEnd(8)} ${proto.padEnd(5)}: ${String(r.tps).padStart(6)} tps  p50 ${r.p50us} us  p99 ${r.p99us} us  p99.9 ${r.p999us} us  B ${r.bCpuUsPerTx} cpu-us/tx (kernel ${Math.round(r.bKernelShare * 100)}%, ${r.bReadsPerTx} reads + ${r.bWritesPerTx} writes /tx, sleeps ${r.bSleepsPerTx}/tx)  A ${r.aCpuUsPerTx} cpu-us/tx (sleeps ${r.aSleepsPerTx}/tx)  errors ${r.errors}`)
+        }
+      }
+    }
+  } finally {
+    if (tlsDir !== undefined) rmSync(tlsDir, { recursive: true, force: true })
+  }
+
+  const pick = (f) => runs.filter(f)
+  const cell = (rs) => rs.length === 0
+    ? null
+    : {
+        tps: Math.round(median(rs.map((r) => r.tps))),
+        // Best round: on a shared machine the least-disturbed round; reported beside the median, never instead.
+        tpsBest: Math.max(...rs.map((r) => r.tps)),
+        p50us: median(rs.map((r) => r.p50us)),
+        p99us: median(rs.map((r) => r.p99us)),
+        p999us: median(rs.map((r) => r.p999us)),
+        bCpuUsPerTx: r2(median(rs.map((r) => r.bCpuUsPerTx))),
+        aCpuUsPerTx: r2(median(rs.map((r) => r.aCpuUsPerTx))),
+        bKernelShare: r2(median(rs.map((r) => r.bKernelShare))),
+        bReadsPerTx: r2(median(rs.map((r) => r.bReadsPerTx))),
+        bWritesPerTx: r2(median(rs.map((r) => r.bWritesPerTx))),
+        bSleepsPerTx: r2(median(rs.map((r) => r.bSleepsPerTx))),
+        aSleepsPerTx: r2(median(rs.map((r) => r.aSleepsPerTx))),
+        errors: rs.reduce((s, r) => s + r.errors, 0),
+        rounds: rs.length
+      }
+  /** Median over rounds of a per-round ratio num/den. */
+  const roundRatio = (fNum, fDen, field) => {
+    const xs = []
+    for (let round = 1; round <= rounds; round++) {
+      const n = runs.find((r) => r.round === round && fNum(r))
+      const d = runs.find((r) => r.round === round && fDen(r))
+      if (n && d && d[field] > 0) xs.push(n[field] / d[field])
+    }
+    return r2(median(xs))
+  }
+
+  let out
+  if (!HTTPS_MODE) {
+    const table = depths.map((depth) => {
+      const ours = cell(pick((r) => r.depth === depth && r.engine === 'ours'))
+      const baseline = cell(pick((r) => r.depth === depth && r.engine === 'baseline'))
+      return {
+        depth,
+        ours,
+        baseline,
+        tpsRatio: roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'baseline', 'tps'),
+        p99Ratio: roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'baseline', 'p99us'),
+        tpsRatioBest: null,
+        bCpuRatio: roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'baseline', 'bCpuUsPerTx')
+      }
+    })
+    for (const t of table) t.tpsRatioBest = t.ours && t.baseline ? r2(t.ours.tpsBest / t.baseline.tpsBest) : null
+    const d16 = table.find((t) => t.depth === 16)
+    console.log(`\nEnd-to-end SSP transactions A -> B -> A (${body.length}-byte request), ${rounds} round(s) x ${secs} s per cell; B pinned to core 1, A + load to core 0: ${hasTaskset}`)
+    console.log(`${machineInfo.cpu}, ${machineInfo.nproc} CPUs, node ${process.version}\n`)
+    console.log('depth  engine     tps  (best)   p50 us   p99 us   p99.9 us   B cpu-us/tx   tps ratio (best)  p99 ratio')
+    for (const t of table) {
+      for (const [name, c] of [['ours', t.ours], ['baseline', t.baseline]]) {
+        if (c === null) continue
+        console.log(`${String(t.depth).padStart(5)}  ${name.padEnd(9)} ${String(c.tps).padStart(7)} ${('(' + c.tpsBest + ')').padStart(8)} ${String(c.p50us).padStart(8)} ${String(c.p99us).padStart(8)} ${String(c.p999us).padStart(10)} ${String(c.bCpuUsPerTx).padStart(13)}` +
+          (name === 'ours' ? `   ${String(t.tpsRatio).padStart(8)}x ${('(' + t.tpsRatioBest + 'x)').padStart(7)} ${String(t.p99Ratio).padStart(9)}` : ''))
+      }
+    }
+    const met = d16 && d16.tpsRatio !== null ? d16.tpsRatio >= 10 && d16.p99Ratio <= 1 : null
+    if (d16 && met !== null) console.log(`\ntarget (depth 16: tps >= 10 x baseline, p99 no worse): ${met ? 'MET' : 'MISSED'} (tps ratio ${d16.tpsRatio}, p99 ratio ${d16.p99Ratio})`)
+    out = {
+      bench: 'e2e',
+      command: `node bench/e2e.mjs ${argv.join(' ')}`.trim(),
+      machine: machineInfo,
+      params: {
+        depths, rounds, secs, warmup, requestBytes: body.length,
+        handler: 'sendMessageResponse(sessionId, transactionId), both engines',
+        ...(DIST !== join(root, 'dist') ? { oursBuild: DIST } : {}),
+        ours: 'two SspNodes, one connection pair (pair reuse), client pipelineDepth = depth',
+        baseline: 'bench/baseline-federation.mjs: node:http server + undici Client (pipelining = depth, request() API, idempotent: true, blocking: false) per side'
+      },
+      table,
+      target: d16 && met !== null ? { depth: 16, minTpsRatio: 10, maxP99Ratio: 1, tpsRatio: d16.tpsRatio, p99Ratio: d16.p99Ratio, met } : null,
+      elapsedSec: Math.round((Date.now() - t0) / 1000),
+      runs
+    }
+  } else {
+    const depth = depths[0]
+    const table = engines.map((engine) => {
+      const http = cell(pick((r) => r.depth === depth && r.engine === engine && r.proto === 'http'))
+      const https = cell(pick((r) => r.depth === depth && r.engine === engine && r.proto === 'https'))
+      return {
+        engine,
+        depth,
+        http,
+        https,
+        httpsOverHttpTps: roundRatio((r) => r.engine === engine && r.proto === 'https', (r) => r.engine === engine && r.proto === 'http', 'tps'),
+        httpsOverHttpP99: roundRatio((r) => r.engine === engine && r.proto === 'https', (r) => r.engine === engine && r.proto === 'http', 'p99us')
+      }
+    })
+    const oursOverBaselineHttps = {
+      tps: roundRatio((r) => r.engine === 'ours' && r.proto === 'https', (r) => r.engine === 'baseline' && r.proto === 'https', 'tps'),
+      p99: roundRatio((r) => r.engine === 'ours' && r.proto === 'https', (r) => r.engine === 'baseline' && r.proto === 'https', 'p99us')
+    }
+    console.log(`\nHTTPS vs HTTP, end-to-end at depth ${depth} (${body.length}-byte request, self-signed P-256 cert), ${rounds} round(s) x ${secs} s per cell`)
+    console.log(`${machineInfo.cpu}, ${machineInfo.nproc} CPUs, node ${process.version}\n`)
+    console.log('engine     proto      tps   p50 us   p99 us   p99.9 us   B cpu-us/tx   https/http tps   https/http p99')
+    for (const t of table) {
+      for (const [proto, c] of [['http', t.http], ['https', t.https]]) {
+        if (c === null) continue
+        console.log(`${t.engine.padEnd(9)}  ${proto.padEnd(6)} ${String(c.tps).padStart(7)} ${String(c.p50us).padStart(8)} ${String(c.p99us).padStart(8)} ${String(c.p999us).padStart(10)} ${String(c.bCpuUsPerTx).padStart(13)}` +
+          (proto === 'https' ? `   ${String(t.httpsOverHttpTps).padStart(14)} ${String(t.httpsOverHttpP99).padStart(16)}` : ''))
+      }
+    }
+    console.log(`\nours/baseline over HTTPS: tps ${oursOverBaselineHttps.tps}x, p99 ${oursOverBaselineHttps.p99}`)
+    out = {
+      bench: 'https',
+      command: `node bench/e2e.mjs ${argv.join(' ')}`.trim(),
+      machine: machineInfo,
+      params: { depth, rounds, secs, warmup, requestBytes: body.length, cert: 'self-signed EC P-256 (openssl req -x509), generated per run', handler: 'sendMessageResponse, both engines' },
+      table,
+      oursOverBaselineHttps,
+      elapsedSec: Math.round((Date.now() - t0) / 1000),
+      runs
+    }
+  }
+
+  if (PROFILE) out.profile = await profileB(16, secs, warmup, body)
+
+  mkdirSync(join(here, 'results'), { recursive: true })
+  // --out FILE: write elsewhere (experiments must not overwrite the suite's results).
+  const file = opt('out') !== undefined ? resolvePath(opt('out')) : join(here, 'results', HTTPS_MODE ? 'https.json' : 'e2e.json')
+  writeFileSync(file, JSON.stringify(out, null, 2) + '\n')
+  console.log(`wrote ${file.startsWith(root) ? file.slice(root.length + 1) : file}`)
+}
+
+/** Run ours at `depth` with node B under --cpu-prof; print B's top self-time functions. */
+async function profileB (depth, secs, warmup, body) {
+  const dir = join(here, 'results', 'prof-e2e')
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  const r = await oneRun({ engine: 'ours', depth, proto: 'http', secs: Math.max(secs, 3), warmup, body, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100'] })
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
+  if (file === undefined) return null
+  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8'))
+  // Only the samples inside the measured window (V8's profile clock is CLOCK_MONOTONIC,
+  // as process.hrtime), so start-up, warm-up and shutdown are left out.
+  const [w0, w1] = r.bWindowUs
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]))
+  const selfT = new Map()
+  let total = 0
+  let busy = 0
+  let t = prof.startTime
+  for (let i = 0; i < prof.samples.length; i++) {
+    const d = prof.timeDeltas[i] ?? 0
+    t += d
+    if (t < w0 || t > w1) continue
+    const n = byId.get(prof.samples[i])
+    total += d
+    const cf = n.callFrame
+    if (cf.functionName !== '(idle)') busy += d
+    const key = `${cf.functionName || '(anonymous)'} ${cf.url ? cf.url.replace(/^file:\/\/.*\/(dist|node_modules)\//, '$1/') + ':' + (cf.lineNumber + 1) : ''}`.trim()
+    selfT.set(key, (selfT.get(key) ?? 0) + d)
+  }
+  const tx = Math.max(1, r.transactions)
+  const top = [...selfT.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((x, y) => y[1] - x[1]).slice(0, 30)
+    .map(([fn, us]) => ({ fn, pctOfBusy: Math.round((us / Math.max(1, busy)) * 1000) / 10, usPerTx: Math.round((us / tx) * 100) / 100 }))
+  console.log(`\nprofile of node B (ours, depth ${depth}, ${r.tps} tps under --cpu-prof; busy ${(busy / Math.max(1, total) * 100).toFixed(0)}% of the window, ${(busy / tx).toFixed(1)} us/tx sampled; bench/results/prof-e2e/${file}):`)
+  console.log('  % busy   us/tx   function')
+  for (const x of top) console.log(`${String(x.pctOfBusy).padStart(7)}% ${String(x.usPerTx).padStart(7)}   ${x.fn}`)
+  return { depth, tpsUnderProfiler: r.tps, windowUs: r.bWindowUs, transactions: r.transactions, busyShare: +(busy / Math.max(1, total)).toFixed(2), sampledUsPerTx: +(busy / tx).toFixed(2), file: join('bench/results/prof-e2e', file), top }
+}
+
+if (has('node-b')) await childB()
+else await main()

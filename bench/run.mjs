@@ -1,0 +1,296 @@
+#!/usr/bin/env node
+// The benchmark suite: `npm run bench` (build, then this).
+//
+//   npm run bench                      # every scenario (~6 min on 2 cores)
+//   npm run bench -- --quick           # every scenario, short (~1.5 min): a smoke run, not figures to quote
+//   npm run bench -- e2e memory        # only these scenarios (others keep their last results)
+//   names: framing, server-cpu, client, e2e, https, memory
+//
+// Each scenario runs as its own child process (`node bench/<x>.mjs ...`), in its
+// own process group, killed if it overruns its time limit, so the whole run is
+// bounded. Each writes bench/results/<name>.json; afterwards every scenario's
+// JSON (fresh or from an earlier run, each with its own date) is merged into
+// bench/results/latest.json and summarised in bench/results/latest.md: per
+// scenario, this engine, its baseline, the ratio, the target and met/missed.
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import os from 'node:os'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
+const resultsDir = join(here, 'results')
+
+/**
+ * name -> script, args (default / --quick), result file, time limit in seconds (default / quick).
+ * The limits are generous ceilings (a child that overruns is killed and reported), not budgets.
+ */
+const SCENARIOS = {
+  framing: { script: 'framing.mjs', args: ['--no-hotpath'], quickArgs: ['--quick', '--no-hotpath'], file: 'framing.json', limit: 240, quickLimit: 90 },
+  'server-cpu': { script: 'server-cpu.mjs', args: ['--secs', '3'], quickArgs: ['--quick', '--depths', '16', '--secs', '2'], file: 'server-cpu.json', limit: 240, quickLimit: 60 },
+  client: { script: 'client.mjs', args: ['--rounds', '5', '--secs', '2'], quickArgs: ['--quick', '--rounds', '2', '--secs', '1'], file: 'client.json', limit: 120, quickLimit: 45 },
+  e2e: { script: 'e2e.mjs', args: [], quickArgs: ['--quick'], file: 'e2e.json', limit: 180, quickLimit: 60 },
+  https: { script: 'e2e.mjs', args: ['--https'], quickArgs: ['--https', '--quick'], file: 'https.json', limit: 150, quickLimit: 45 },
+  memory: { script: 'memory.mjs', args: [], quickArgs: ['--quick', '--flood-secs', '3'], file: 'memory.json', limit: 180, quickLimit: 60 }
+}
+
+const argv = process.argv.slice(2)
+const QUICK = argv.includes('--quick')
+const named = argv.filter((a) => !a.startsWith('--'))
+for (const n of named) {
+  if (SCENARIOS[n] === undefined) {
+    console.error(`unknown scenario '${n}'; names: ${Object.keys(SCENARIOS).join(', ')}`)
+    process.exit(2)
+  }
+}
+const selected = named.length > 0 ? named : Object.keys(SCENARIOS)
+
+function machine () {
+  let cpu = os.cpus()[0]?.model ?? 'unknown'
+  try {
+    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpu = m[1].trim()
+  } catch {}
+  return {
+    nproc: os.availableParallelism?.() ?? os.cpus().length,
+    cpu,
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    memGiB: Math.round(os.totalmem() / 2 ** 30)
+  }
+}
+
+const loadavg = () => os.loadavg().map((x) => Math.round(x * 100) / 100)
+
+function runScenario (name) {
+  const s = SCENARIOS[name]
+  const args = [join(here, s.script), ...(QUICK ? s.quickArgs : s.args)]
+  const limit = (QUICK ? s.quickLimit : s.limit) * 1000
+  const t0 = Date.now()
+  const load0 = loadavg()
+  console.error(`\n=== ${name}: node bench/${s.script} ${args.slice(1).join(' ')} (limit ${limit / 1000} s)`)
+  return new Promise((resolve) => {
+    // Own process group: on overrun the whole group (wrk, child servers) goes, by its id.
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], detached: true })
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      console.error(`=== ${name}: over its ${limit / 1000} s limit, killing process group ${child.pid}`)
+      try { process.kill(-child.pid, 'SIGKILL') } catch {}
+    }, limit)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      // Leftover grandchildren (a child server whose parent died) go with the group.
+      try { process.kill(-child.pid, 'SIGKILL') } catch {}
+      const secs = Math.round((Date.now() - t0) / 100) / 10
+      const status = timedOut ? 'timeout' : code === 0 ? 'ok' : 'failed'
+      console.error(`=== ${name}: ${status} in ${secs} s`)
+      resolve({ status, exitCode: code, signal, secs, startedAt: new Date(t0).toISOString(), loadavgBefore: load0, loadavgAfter: loadavg(), command: `node bench/${s.script} ${args.slice(1).join(' ')}`.trim() })
+    })
+    child.on('error', (err) => {
+      clearTimeout(timer)
+      resolve({ status: 'failed', error: String(err), secs: 0 })
+    })
+  })
+}
+
+function readResult (name) {
+  const f = join(resultsDir, SCENARIOS[name].file)
+  if (!existsSync(f)) return undefined
+  try { return JSON.parse(readFileSync(f, 'utf8')) } catch { return undefined }
+}
+
+// ------------------------------------------------------------------ markdown
+
+const fmt = (x, digits = 2) => {
+  if (x === null || x === undefined || (typeof x === 'number' && !Number.isFinite(x))) return '–'
+  if (typeof x !== 'number') return String(x)
+  if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US')
+  return String(Math.round(x * 10 ** digits) / 10 ** digits)
+}
+const verdict = (met) => met === true ? '**met**' : met === false ? '**MISSED**' : '–'
+const mdTable = (head, rows) => [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+const resultDate = (r) => r?.machine?.date ?? r?.date ?? '?'
+
+/** One section per scenario; each extractor tolerates missing fields (scripts evolve). */
+const SECTIONS = {
+  framing (r) {
+    const res = r.results ?? {}
+    const ns = (k) => res[k]?.nsPerReq
+    const rows = []
+    const add = (label, ours, base, baseName, ratio) => rows.push([label, `${fmt(ours, 1)} ns/req`, `${baseName}: ${fmt(base, 1)} ns/req`, fmt(ratio ?? (ours / base)), '– (informational)', '–'])
+    add('framer (simd) vs bare llhttp (simd)', ns('framer (simd)'), ns('bare (simd)'), 'bare llhttp', r.ratios?.framerOverBareSimd)
+    add('framer (scalar) vs bare llhttp (scalar)', ns('framer (scalar)'), ns('bare (scalar)'), 'bare llhttp', r.ratios?.framerOverBareScalar)
+    add('framer (simd) vs node\'s own parser', ns('framer (simd)'), ns('node parser (_http_common)'), 'node _http_common', r.ratios?.framerOverNodeParser)
+    if (ns('connection (framer + ServerConnection, stub socket)') !== undefined) {
+      add('framer + ServerConnection vs node\'s own parser', ns('connection (framer + ServerConnection, stub socket)'), ns('node parser (_http_common)'), 'node _http_common')
+    }
+    return {
+      title: '1. Framing micro-benchmark (benchmark.js, one pipelined read of 100 SSP POSTs)',
+      body: mdTable(['case', 'this engine', 'baseline', 'ratio (lower is better)', 'target', 'result'], rows)
+    }
+  },
+  'server-cpu' (r) {
+    const rows = (r.table ?? []).map((t) => [
+      `depth ${t.depth}`, `${fmt(t.ours, 3)} µs/req (${fmt(t.reqPerSec?.ours)} req/s)`, `node:http ${fmt(t.nodeHttp, 3)} µs/req (${fmt(t.reqPerSec?.['node:http'])} req/s)`,
+      fmt(t.ratio, 3), t.depth === 16 ? '≤ 0.1' : '–', t.depth === 16 ? verdict(r.target?.met ?? (t.ratio <= 0.1)) : '–'
+    ])
+    for (const t of r.table ?? []) {
+      if (t.nginx !== undefined) rows.push([`depth ${t.depth}`, `${fmt(t.ours, 3)} µs/req`, `nginx return 200: ${fmt(t.nginx, 3)} µs/req`, fmt(t.oursOverNginx, 3), '–', '–'])
+      if (t.netFloor !== undefined) rows.push([`depth ${t.depth}`, `${fmt(t.ours, 3)} µs/req`, `net floor (no HTTP parsing): ${fmt(t.netFloor, 3)} µs/req`, fmt(t.ours / t.netFloor, 2), '– (floor)', '–'])
+    }
+    return {
+      title: '2. Server CPU per request (server process CPU time / requests it served; wrk pipelined load)',
+      body: mdTable(['depth', 'this engine', 'baseline', 'ratio ours/baseline (lower is better)', 'target', 'result'], rows)
+    }
+  },
+  client (r) {
+    const s = r.summary ?? []
+    const ours = s.find((x) => /ssp-transport|WireClient/i.test(x.engine)) ?? s[0]
+    const base = s.find((x) => /undici/i.test(x.engine)) ?? s[1]
+    if (ours === undefined || base === undefined) return null
+    const rows = [
+      ['throughput', `${fmt(ours.reqPerSec)} req/s`, `${base.engine}: ${fmt(base.reqPerSec)} req/s`, `${fmt(r.ratio)}×`, '≥ 3×', verdict(r.ratio >= 3)],
+      ['ack latency p50', `${fmt(ours.p50us)} µs`, `${fmt(base.p50us)} µs`, fmt(ours.p50us / base.p50us), '–', '–'],
+      ['ack latency p99', `${fmt(ours.p99us)} µs`, `${fmt(base.p99us)} µs`, fmt(r.p99Ratio), '–', '–'],
+      ['client CPU per request', `${fmt(ours.clientCpuUsPerReq)} µs`, `${fmt(base.clientCpuUsPerReq)} µs`, fmt(ours.clientCpuUsPerReq / base.clientCpuUsPerReq), '–', '–']
+    ]
+    return {
+      title: `3. Client: pipelined POSTs (depth ${r.config?.depth ?? '?'}, ${r.config?.bodyBytes ?? '?'}-byte body, one connection)`,
+      body: mdTable(['metric', 'this engine', 'baseline', 'ratio', 'target', 'result'], rows)
+    }
+  },
+  e2e (r) {
+    const rows = []
+    for (const t of r.table ?? []) {
+      const d16 = t.depth === 16
+      rows.push([`depth ${t.depth}`, 'transactions/s (median of rounds)', fmt(t.ours?.tps), fmt(t.baseline?.tps), `${fmt(t.tpsRatio)}×`, d16 ? '≥ 10×' : '–', d16 ? verdict(t.tpsRatio >= 10) : '–'])
+      if (t.ours?.tpsBest !== undefined && t.ours.rounds > 1) rows.push([`depth ${t.depth}`, 'transactions/s (best round)', fmt(t.ours.tpsBest), fmt(t.baseline?.tpsBest), `${fmt(t.tpsRatioBest)}×`, '–', '–'])
+      rows.push([`depth ${t.depth}`, 'round trip p50 / p99 / p99.9 (µs)', `${fmt(t.ours?.p50us)} / ${fmt(t.ours?.p99us)} / ${fmt(t.ours?.p999us)}`, `${fmt(t.baseline?.p50us)} / ${fmt(t.baseline?.p99us)} / ${fmt(t.baseline?.p999us)}`, `p99 ${fmt(t.p99Ratio)}`, d16 ? 'p99 ≤ 1×' : '–', d16 ? verdict(t.p99Ratio <= 1) : '–'])
+      rows.push([`depth ${t.depth}`, 'node B CPU per transaction (µs)', fmt(t.ours?.bCpuUsPerTx), fmt(t.baseline?.bCpuUsPerTx), fmt(t.bCpuRatio), '–', '–'])
+      if (t.ours?.bReadsPerTx !== undefined) rows.push([`depth ${t.depth}`, 'node B read + write syscalls per transaction', `${fmt(t.ours?.bReadsPerTx)} + ${fmt(t.ours?.bWritesPerTx)}`, `${fmt(t.baseline?.bReadsPerTx)} + ${fmt(t.baseline?.bWritesPerTx)}`, '–', '–', '–'])
+      if (t.ours?.aSleepsPerTx !== undefined) rows.push([`depth ${t.depth}`, 'event-loop sleeps per transaction, A / B', `${fmt(t.ours?.aSleepsPerTx, 3)} / ${fmt(t.ours?.bSleepsPerTx, 3)}`, `${fmt(t.baseline?.aSleepsPerTx, 3)} / ${fmt(t.baseline?.bSleepsPerTx, 3)}`, '–', '–', '–'])
+    }
+    return {
+      title: '4. End-to-end SSP transactions A → B → A (two SspNodes vs node:http + undici federation)',
+      body: mdTable(['depth', 'metric', 'this engine', 'baseline', 'ratio', 'target', 'result'], rows)
+    }
+  },
+  https (r) {
+    const rows = []
+    for (const t of r.table ?? []) {
+      const name = t.engine === 'ours' ? 'this engine' : 'baseline (node:https + undici)'
+      rows.push([name, `${fmt(t.http?.tps)} tx/s, p99 ${fmt(t.http?.p99us)} µs`, `${fmt(t.https?.tps)} tx/s, p99 ${fmt(t.https?.p99us)} µs`, `tps ${fmt(t.httpsOverHttpTps)}×, p99 ${fmt(t.httpsOverHttpP99)}×`, `${fmt(t.http?.bCpuUsPerTx)} → ${fmt(t.https?.bCpuUsPerTx)}`])
+    }
+    if (r.oursOverBaselineHttps) rows.push(['this engine / baseline over HTTPS', '', '', `tps ${fmt(r.oursOverBaselineHttps.tps)}×, p99 ${fmt(r.oursOverBaselineHttps.p99)}×`, ''])
+    return {
+      title: `5. HTTPS against HTTP for scenario 4 (depth ${r.params?.depth ?? 16})`,
+      body: mdTable(['engine', 'HTTP', 'HTTPS', 'HTTPS / HTTP', 'node B CPU µs/tx (HTTP → HTTPS)'], rows) + '\n\nNo target; informational.'
+    }
+  },
+  memory (r) {
+    const rows = []
+    const i = r.idle
+    if (i) {
+      rows.push([`idle connection pair (${i.pairs} pairs), RSS of node B`, `${fmt(i.ours?.rssPerPairKiB, 1)} KiB/pair (marginal ${fmt(i.ours?.marginal?.rssPerPairKiB, 1)})`, i.baseline ? `${fmt(i.baseline.rssPerPairKiB, 1)} KiB/pair (marginal ${fmt(i.baseline.marginal?.rssPerPairKiB, 1)})` : '–', fmt(i.ratio), '< 64 KiB', verdict(i.target?.met)])
+      rows.push(['  of which V8 heap used', `${fmt(i.ours?.heapUsedPerPairKiB, 1)} KiB/pair`, i.baseline ? `${fmt(i.baseline.heapUsedPerPairKiB, 1)} KiB/pair` : '–', '–', '–', '–'])
+    }
+    const f = r.flood
+    if (f) {
+      const cell = (x) => x ? `${fmt(x.rssStartMiB, 1)} → ${fmt(x.maxMiddleThirdMiB, 1)} → ${fmt(x.maxLastThirdMiB, 1)} MiB: ${x.plateau ? 'plateau' : x.capped ? 'grows (hit the cap)' : 'grows'}` : '–'
+      rows.push([`flood, application stalled (${f.ours?.conns} conns, ${f.ours?.secs} s): RSS start → max middle third → max last third`, cell(f.ours), f.baseline ? `node:http: ${cell(f.baseline)}` : '–', '–', 'plateau', verdict(f.target?.met)])
+    }
+    return {
+      title: '6. Memory',
+      body: mdTable(['measure', 'this engine', 'baseline', 'ratio', 'target', 'result'], rows)
+    }
+  }
+}
+
+function markdown (merged) {
+  const m = merged.machine
+  const lines = [
+    '# Benchmark results',
+    '',
+    `Run: ${merged.date} (${merged.quick ? '`--quick`: short smoke run' : 'full run'}; \`${merged.command}\`).`,
+    `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, ${m.platform}; node ${m.node} (V8 ${m.v8}).`,
+    `Load average at start of the run: ${merged.loadavgAtStart.join(', ')} (other processes share this machine; figures are medians of alternating rounds in one run).`,
+    ''
+  ]
+  for (const name of Object.keys(SCENARIOS)) {
+    const sc = merged.scenarios[name]
+    if (sc === undefined) continue
+    const r = sc.result
+    let sec = null
+    if (r !== undefined) { try { sec = SECTIONS[name](r) } catch (err) { sec = { title: name, body: `(could not summarise: ${err.message}; see ${SCENARIOS[name].file})` } } }
+    lines.push(`## ${sec?.title ?? name}`, '')
+    const when = sc.ranThisTime ? `this run, ${sc.run.status} in ${sc.run.secs} s, load average ${sc.run.loadavgBefore?.join('/')} → ${sc.run.loadavgAfter?.join('/')}` : `not run this time; result from ${resultDate(r)}`
+    const cmd = sc.ranThisTime ? sc.run.command : (r?.command ?? `node bench/${SCENARIOS[name].script}`)
+    lines.push(`\`${cmd}\`: ${when}.`, '')
+    if (sc.ranThisTime && sc.run.status !== 'ok') lines.push(`**The scenario ${sc.run.status === 'timeout' ? 'overran its time limit and was killed' : sc.run.status === 'no-result' ? 'wrote no result file' : `failed (exit ${sc.run.exitCode})`}; no figures from this run.**`, '')
+    lines.push(sec?.body ?? '(no result file)', '')
+  }
+  return lines.join('\n')
+}
+
+// ------------------------------------------------------------------ main
+
+async function main () {
+  const started = new Date().toISOString()
+  const loadAtStart = loadavg()
+  const mach = machine()
+  mkdirSync(resultsDir, { recursive: true })
+  const runs = {}
+  const t0 = Date.now()
+  // Each scenario's JSON is read as soon as it finishes (not at the end), and only if the
+  // file was written during its run: another process writing bench/results/ meanwhile
+  // cannot slip its figures into this run's summary.
+  const fresh = {}
+  for (const name of selected) {
+    const t = Date.now()
+    runs[name] = await runScenario(name)
+    const f = join(resultsDir, SCENARIOS[name].file)
+    let mtime = 0
+    try { mtime = statSync(f).mtimeMs } catch {}
+    if (mtime >= t) fresh[name] = readResult(name)
+    else if (runs[name].status === 'ok') runs[name].status = 'no-result'
+  }
+
+  const merged = {
+    date: started,
+    command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`,
+    quick: QUICK,
+    machine: mach,
+    loadavgAtStart: loadAtStart,
+    totalSecs: Math.round((Date.now() - t0) / 1000),
+    scenarios: {}
+  }
+  for (const name of Object.keys(SCENARIOS)) {
+    const result = runs[name] !== undefined ? fresh[name] : readResult(name)
+    if (result === undefined && runs[name] === undefined) continue
+    merged.scenarios[name] = { ranThisTime: runs[name] !== undefined, run: runs[name], result }
+  }
+  // Targets at a glance.
+  const s = merged.scenarios
+  merged.targets = {
+    serverCpuDepth16: s['server-cpu']?.result?.target ?? null,
+    clientReqPerSec: s.client?.result ? { minRatio: 3, ratio: s.client.result.ratio, met: s.client.result.ratio >= 3 } : null,
+    e2eDepth16: s.e2e?.result?.target ?? null,
+    memoryIdlePair: s.memory?.result?.idle?.target ?? null,
+    memoryFloodPlateau: s.memory?.result?.flood?.target ?? null
+  }
+  writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(merged, null, 2) + '\n')
+  const md = markdown(merged)
+  writeFileSync(join(resultsDir, 'latest.md'), md + '\n')
+  console.log('\n' + md)
+  console.log(`\nwrote bench/results/latest.json and bench/results/latest.md (${merged.totalSecs} s)`)
+  const failed = Object.entries(runs).filter(([, r]) => r.status !== 'ok').map(([n]) => n)
+  if (failed.length > 0) {
+    console.error(`scenarios not completed: ${failed.join(', ')}`)
+    process.exitCode = 1
+  }
+}
+
+await main()

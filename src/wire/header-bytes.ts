@@ -70,22 +70,25 @@ const XML = Buffer.from('xml', 'latin1')
  * ignored, parameters (`; charset=UTF-8`) allowed.
  */
 export function classifyContentType (buf: Uint8Array, off: number, len: number): ContentTypeClass {
-  let s = off
-  let e = off + len
-  while (s < e && isOws(buf[s]!)) s++
-  while (e > s && isOws(buf[e - 1]!)) e--
-  // media type ends at ';' or whitespace before it
-  let m = s
-  while (m < e && buf[m] !== 0x3b && !isOws(buf[m]!)) m++
+  let st = off
+  const e = off + len
+  while (st < e && isOws(buf[st]!)) st++
+  // Both spellings are 26 bytes long: the media type must end right there
+  // (end of value, ';' before parameters, or whitespace). No scan needed.
   const n = SSP_PREFIX.length
-  if (m - s !== n + 4) return ContentType.OTHER
+  const end = st + n + 4
+  if (end > e) return ContentType.OTHER
+  if (end < e) {
+    const c = buf[end]!
+    if (c !== 0x3b && !isOws(c)) return ContentType.OTHER
+  }
   for (let i = 0; i < n; i++) {
-    if ((buf[s + i]! | 0x20) !== SSP_PREFIX[i]) return ContentType.OTHER
+    if ((buf[st + i]! | 0x20) !== SSP_PREFIX[i]) return ContentType.OTHER
   }
   for (let i = 0; i < 3; i++) {
-    if ((buf[s + n + 1 + i]! | 0x20) !== XML[i]) return ContentType.OTHER
+    if ((buf[st + n + 1 + i]! | 0x20) !== XML[i]) return ContentType.OTHER
   }
-  const sep = buf[s + n]
+  const sep = buf[st + n]
   if (sep === 0x2b) return ContentType.SSP13
   if (sep === 0x2e) return ContentType.SSP12
   return ContentType.OTHER

@@ -435,16 +435,21 @@ export class RequestFramer implements ParserCallbacks {
   onMessageComplete (): number {
     this.inMessage = false
     const n = this.bodyLen
-    const body = n === 0
-      ? EMPTY
-      : this.bodyPieces === undefined
-        ? this.bodyChunk.subarray(this.bodyAt, this.bodyAt + n)
-        : Buffer.concat(this.bodyPieces, n)
+    let bodySrc = this.bodyChunk
+    let bodyAt = this.bodyAt
+    if (n === 0) {
+      bodySrc = EMPTY
+      bodyAt = 0
+    } else if (this.bodyPieces !== undefined) {
+      // The body spanned reads: its one copy.
+      bodySrc = Buffer.concat(this.bodyPieces, n)
+      bodyAt = 0
+    }
     this.bodyPieces = undefined
     this.bodyChunk = EMPTY
     const shift = this.shift
     const req = new SspRequest(
-      LL.METHOD_POST, this.contentType, body, this.deviations, this.keepAlive,
+      LL.METHOD_POST, this.contentType, bodySrc, bodyAt, n, this.deviations, this.keepAlive,
       this.src, shift, this.headEnd + shift,
       this.tidOff, this.tidLen, this.sidOff, this.sidLen
     )

@@ -32,7 +32,6 @@ export class SspRequest {
   /** llhttp method code; always POST (3) for a request the server accepted. */
   readonly method: number
   readonly contentType: ContentTypeClass
-  readonly body: Buffer
   /** Bit set of `Deviation` flags accepted in the interop posture (0 in strict). */
   readonly deviations: number
   /** False when the peer asked for `Connection: close` with this request. */
@@ -47,17 +46,26 @@ export class SspRequest {
   /** @internal */ readonly sidOff: number
   /** @internal */ readonly sidLen: number
 
+  /** @internal where the body lies: the socket chunk, or the one copy joined from several reads */
+  readonly bodySrc: Buffer
+  /** @internal */ readonly bodyAt: number
+  /** @internal */ readonly bodyLen: number
+
   private tid: string | undefined = undefined
   private sid: string | undefined = undefined
+  private view: Buffer | undefined = undefined
 
   constructor (
-    method: number, contentType: ContentTypeClass, body: Buffer, deviations: number, keepAlive: boolean,
+    method: number, contentType: ContentTypeClass, bodySrc: Buffer, bodyAt: number, bodyLen: number,
+    deviations: number, keepAlive: boolean,
     src: Buffer, headStart: number, headEnd: number,
     tidOff: number, tidLen: number, sidOff: number, sidLen: number
   ) {
     this.method = method
     this.contentType = contentType
-    this.body = body
+    this.bodySrc = bodySrc
+    this.bodyAt = bodyAt
+    this.bodyLen = bodyLen
     this.deviations = deviations
     this.keepAlive = keepAlive
     this.src = src
@@ -67,6 +75,16 @@ export class SspRequest {
     this.tidLen = tidLen
     this.sidOff = sidOff
     this.sidLen = sidLen
+  }
+
+  /**
+   * The body: a view (`subarray`) of the socket chunk it arrived in, made on
+   * first use (an application that routes by header without reading the body
+   * never pays for it). Holding it pins that whole read: copy what you keep.
+   */
+  get body (): Buffer {
+    if (this.view === undefined) this.view = this.bodySrc.subarray(this.bodyAt, this.bodyAt + this.bodyLen)
+    return this.view
   }
 
   /** `x-wv-transactionid`, or undefined when absent (interop posture only). */

@@ -71,6 +71,8 @@ export class ServerConnection implements FramerSink {
   private lastRead = 0
   private readonly settled: () => void
   private flushScheduled = false
+  /** A request of the current read was handed over to an asynchronous handler. */
+  private asyncHandOver = false
   private readonly flushLater: () => void
   /** The first socket error, published with the close event. */
   private socketError: SspError | undefined = undefined
@@ -141,11 +143,15 @@ export class ServerConnection implements FramerSink {
     this.host.stats.bytesIn += n
     this.lastRead = this.host.now
     this.framer.push(chunk)
-    // The 200s owed for this read go out at the end of the event-loop turn,
-    // in one write with those of any other read of the turn: by then the
-    // application's own writes of the turn (answer POSTs on its connections)
-    // are out first, and the peer is woken once for the lot.
-    if (!this.flushScheduled) {
+    if (!this.asyncHandOver) {
+      this.flush()
+    } else if (!this.flushScheduled) {
+      // The application took a request of this read asynchronously: its 200s
+      // go out at the end of the event-loop turn, in one write with those of
+      // any other read of the turn, after the application's own writes of the
+      // turn (answer POSTs on its connections), so the peer is woken once for
+      // the lot. A synchronous application is answered at once (no Immediate).
+      this.asyncHandOver = false
       this.flushScheduled = true
       setImmediate(this.flushLater)
     }
@@ -255,6 +261,7 @@ export class ServerConnection implements FramerSink {
       this.host.stats.handlerErrors++
     }
     if (r !== undefined && r !== null && typeof r.then === 'function') {
+      this.asyncHandOver = true
       this.inflight++
       this.host.inflight++
       r.then(this.settled, (): void => {

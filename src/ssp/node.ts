@@ -490,12 +490,18 @@ export class SspNode extends EventEmitter {
     if (err.code === 'SSP_ERR_CONNECT' || err.code === 'SSP_ERR_TLS') this.end(p.session, err)
   }
 
-  private answered (p: PendingTx, body: Buffer, sid: string | undefined): void {
-    if (p.settled) return
+  /** Take a transaction out of the pending set, once; false when it was settled already. */
+  private settle (p: PendingTx): boolean {
+    if (p.settled) return false
     p.settled = true
     this.pending.delete(p.tid)
     p.session.peer.pending--
     p.session.peer.pendingBytes -= p.bytes
+    return true
+  }
+
+  private answered (p: PendingTx, body: Buffer, sid: string | undefined): void {
+    if (!this.settle(p)) return
     this.c.answered++
     const now = performance.now()
     p.resolve({
@@ -509,11 +515,7 @@ export class SspNode extends EventEmitter {
   }
 
   private settleFail (p: PendingTx, err: Error): void {
-    if (p.settled) return
-    p.settled = true
-    this.pending.delete(p.tid)
-    p.session.peer.pending--
-    p.session.peer.pendingBytes -= p.bytes
+    if (!this.settle(p)) return
     this.c.failed++
     p.reject(err)
   }

@@ -64,10 +64,12 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
     // Bytes a sent are bytes b received: count one side of every connection.
     const extras = { bytesIn: sa.bytesIn, bytesOut: sa.bytesOut, interopFallbacks: interopFallbacks(sa) + interopFallbacks(sb) }
     if (quiet) {
-      process.stdout.write(JSON.stringify({ ...summaryJson(total, extras), a_to_b: summaryJson(ab, extras), b_to_a: summaryJson(ba, extras) }) + '\n')
+      const part = { interopFallbacks: extras.interopFallbacks }
+      process.stdout.write(JSON.stringify({ ...summaryJson(total, extras), a_to_b: summaryJson(ab, part), b_to_a: summaryJson(ba, part) }) + '\n')
     } else {
-      printSummary(ab, { ...extras, label: 'a.example → b.example' })
-      printSummary(ba, { ...extras, label: 'b.example → a.example' })
+      // Both directions share the connections: bytes are told only for the whole run.
+      printSummary(ab, { interopFallbacks: extras.interopFallbacks, label: 'a.example → b.example' })
+      printSummary(ba, { interopFallbacks: extras.interopFallbacks, label: 'b.example → a.example' })
       printSummary(total, { ...extras, label: 'both ways' })
     }
     return total.answered === 2 * count && Object.keys(total.errors).length === 0 ? EXIT.OK : EXIT.FAILURE

@@ -6,8 +6,9 @@ import type { LoadResult } from './load.js'
 const PCTS = [50, 90, 99, 99.9] as const
 
 export interface SummaryExtras {
-  bytesIn: number
-  bytesOut: number
+  /** Bytes on the node's connections; omitted for a part of a run whose bytes are not told apart. */
+  bytesIn?: number
+  bytesOut?: number
   interopFallbacks: number
   label?: string
 }
@@ -48,7 +49,9 @@ export function printSummary (r: LoadResult, x: SummaryExtras, out: NodeJS.Writa
     `  transactions/s   ${tps.toFixed(0)}`,
     `  acknowledgement  ${percentiles(r.ack)}`,
     `  round trip       ${percentiles(r.rtt)}`,
-    `  bytes moved      ${x.bytesOut + x.bytesIn} (${x.bytesOut} sent, ${x.bytesIn} received, POSTs and 200s)`,
+    ...(x.bytesIn === undefined || x.bytesOut === undefined
+      ? []
+      : [`  bytes moved      ${x.bytesOut + x.bytesIn} (${x.bytesOut} sent, ${x.bytesIn} received, POSTs and 200s)`]),
     `  interop fallbacks ${x.interopFallbacks}`,
     `  errors           ${Object.keys(r.errors).length === 0 ? 0 : JSON.stringify(r.errors)}`,
     '  round-trip latency:'
@@ -71,8 +74,8 @@ export function summaryJson (r: LoadResult, x: SummaryExtras): Record<string, un
     p999_us: r.rtt.getValueAtPercentile(99.9),
     ack_p50_us: r.ack.getValueAtPercentile(50),
     ack_p99_us: r.ack.getValueAtPercentile(99),
-    bytes_in: x.bytesIn,
-    bytes_out: x.bytesOut,
+    bytes_in: x.bytesIn ?? null,
+    bytes_out: x.bytesOut ?? null,
     interop_fallbacks: x.interopFallbacks,
     errors: errorCount,
     errors_by_code: r.errors

@@ -5,7 +5,7 @@
  * resource exhaustion, each bounded by a limit that is measured in bytes or
  * counts, never in wall-clock time.
  *
- * Every wait is a bounded poll (GUARD_MS at most) or a bounded loop.
+ * Every wait is a bounded poll (helpers/wait.ts guard) or a bounded loop.
  */
 import t, { type Test } from 'tap'
 import * as net from 'node:net'
@@ -15,23 +15,12 @@ import type { IncomingTransaction, SspNodeOptions } from '../src/ssp/options.js'
 import type { ServerConnection } from '../src/wire/server-connection.js'
 import type { WireServerOptions } from '../src/wire/server-options.js'
 import { WireServer } from '../src/wire/server.js'
+import { delay, until } from './helpers/wait.js'
 
-const GUARD_MS = 10_000
 const CT = 'Content-Type: application/vnd.wv.ssp+xml\r\n'
 
 type Teardown = { teardown: (fn: () => unknown) => void }
 
-function delay (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function until (cond: () => boolean, what: string, guardMs = GUARD_MS): Promise<void> {
-  const end = Date.now() + guardMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`guard: ${what} not reached within ${guardMs} ms`)
-    await delay(5)
-  }
-}
 
 /** A valid SSP POST. */
 function post (tid: string, body = '<m/>', extra = ''): string {

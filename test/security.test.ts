@@ -23,21 +23,10 @@ import { SspNode } from '../src/ssp/node.js'
 import { NODE_DEFAULTS, type IncomingTransaction, type SspNodeOptions } from '../src/ssp/options.js'
 import { Role } from '../src/ssp/session.js'
 import { WireClient } from '../src/wire/client.js'
+import { delay, until } from './helpers/wait.js'
 
-const GUARD_MS = 10_000
 type Teardown = { teardown: (fn: () => unknown) => void }
 
-function delay (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function until (cond: () => boolean, what: string, guardMs = GUARD_MS): Promise<void> {
-  const end = Date.now() + guardMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`guard: ${what} not reached within ${guardMs} ms`)
-    await delay(5)
-  }
-}
 
 function codeOf (p: Promise<unknown>): Promise<string> {
   return p.then(() => 'resolved', (err: unknown) => isSspError(err) ? err.code : `not an SspError: ${String(err)}`)

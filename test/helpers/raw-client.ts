@@ -16,19 +16,9 @@ export interface RawAnswer {
 /** Upper bound for any wait in the tests: a guard against hangs, never a timing assertion. */
 export const WAIT_GUARD_MS = 45_000
 
-export function delay (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
+import { delay, until } from './wait.js'
 
-/** Resolve when `cond()` is true (checked on every poll); reject after the guard. */
-export async function until (cond: () => boolean, what: string, guardMs = WAIT_GUARD_MS): Promise<void> {
-  const start = Date.now()
-  for (;;) {
-    if (cond()) return
-    if (Date.now() - start > guardMs) throw new Error(`timed out waiting for ${what}`)
-    await delay(5)
-  }
-}
+export { delay, until }
 
 export class RawClient {
   readonly socket: net.Socket

@@ -16,19 +16,9 @@ export interface Teardown { teardown: (fn: () => unknown) => void }
 /** Upper bound of every wait: a guard against hangs, never a timing assertion. */
 export const GUARD_MS = 15_000
 
-export function delay (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
+import { delay, until } from './wait.js'
 
-/** Resolve when `cond()` holds; reject (naming `what`) after the guard. */
-export async function until (cond: () => boolean, what: string, guardMs = GUARD_MS): Promise<void> {
-  const start = Date.now()
-  for (;;) {
-    if (cond()) return
-    if (Date.now() - start > guardMs) throw new Error(`timed out waiting for ${what}`)
-    await delay(5)
-  }
-}
+export { delay, until }
 
 /** Settle within the guard or reject; keeps a test from hanging on a promise that never settles. */
 export function guarded<T> (p: Promise<T>, what: string, guardMs = GUARD_MS): Promise<T> {

@@ -33,6 +33,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import os, { tmpdir } from 'node:os'
+import { machine as baseMachine } from './machine.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -116,12 +117,7 @@ const hasTaskset = (() => {
 })()
 
 function machine () {
-  let cpu = os.cpus()[0]?.model ?? 'unknown'
-  try {
-    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
-    if (m) cpu = m[1].trim()
-  } catch {}
-  return { nproc: os.availableParallelism?.() ?? os.cpus().length, cpu, node: process.version, date: new Date().toISOString(), pinned: hasTaskset }
+  return { ...baseMachine(), pinned: hasTaskset }
 }
 
 /** Voluntary context switches of a process's main (event loop) thread: how often it went to sleep. */

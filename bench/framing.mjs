@@ -27,6 +27,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import os from 'node:os'
 import { channel } from 'node:diagnostics_channel'
+import { machine as baseMachine } from './machine.mjs'
 
 const require = createRequire(import.meta.url)
 const Benchmark = require('benchmark')
@@ -73,18 +74,7 @@ const CHUNK = Buffer.from(Array.from({ length: N_REQ }, (_, i) => sspPost(i + 1)
 // ------------------------------------------------------------------ helpers
 
 function machine () {
-  let cpu = 'unknown'
-  try {
-    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
-    if (m) cpu = m[1].trim()
-  } catch {}
-  let git = null
-  try {
-    const head = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', 'src'], { encoding: 'utf8' }).trim() !== ''
-    git = `${head}${dirty ? ' (src modified)' : ''}`
-  } catch {}
-  return { nproc: os.availableParallelism?.() ?? os.cpus().length, cpu, git, dist, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100), node: process.version, v8: process.versions.v8, date: new Date().toISOString() }
+  return { ...baseMachine(), dist }
 }
 
 /**

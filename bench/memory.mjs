@@ -37,6 +37,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import net from 'node:net'
 import os from 'node:os'
+import { machine as baseMachine } from './machine.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -139,12 +140,7 @@ const hasTaskset = (() => {
 })()
 
 function machine () {
-  let cpu = os.cpus()[0]?.model ?? 'unknown'
-  try {
-    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
-    if (m) cpu = m[1].trim()
-  } catch {}
-  return { nproc: os.availableParallelism?.() ?? os.cpus().length, cpu, node: process.version, date: new Date().toISOString(), pinned: hasTaskset }
+  return { ...baseMachine(), pinned: hasTaskset }
 }
 
 class Child {

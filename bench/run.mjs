@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import os from 'node:os'
+import { machine as baseMachine } from './machine.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -47,19 +48,7 @@ for (const n of named) {
 const selected = named.length > 0 ? named : Object.keys(SCENARIOS)
 
 function machine () {
-  let cpu = os.cpus()[0]?.model ?? 'unknown'
-  try {
-    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
-    if (m) cpu = m[1].trim()
-  } catch {}
-  return {
-    nproc: os.availableParallelism?.() ?? os.cpus().length,
-    cpu,
-    node: process.version,
-    v8: process.versions.v8,
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    memGiB: Math.round(os.totalmem() / 2 ** 30)
-  }
+  return baseMachine()
 }
 
 const loadavg = () => os.loadavg().map((x) => Math.round(x * 100) / 100)

@@ -29,6 +29,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import os from 'node:os'
+import { machine as baseMachine } from './machine.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -145,18 +146,7 @@ function have (cmd) {
 }
 
 function machine () {
-  let cpu = 'unknown'
-  try {
-    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))
-    if (m) cpu = m[1].trim()
-  } catch {}
-  let git = null
-  try {
-    const head = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
-    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', 'src'], { encoding: 'utf8' }).trim() !== ''
-    git = `${head}${dirty ? ' (src modified)' : ''}`
-  } catch {}
-  return { nproc: os.availableParallelism?.() ?? os.cpus().length, cpu, git, dist, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100), node: process.version, date: new Date().toISOString() }
+  return { ...baseMachine(), dist }
 }
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100

@@ -68,6 +68,8 @@ export interface NodeStats {
   sessions: number
   setupsInProgress: number
   pending: number
+  /** Incoming requests handed to the handler whose answer has not been acknowledged (or abandoned) yet. */
+  serving: number
   sent: number
   answered: number
   failed: number
@@ -274,6 +276,7 @@ export class SspNode extends EventEmitter {
       sessions: this.sessions.size,
       setupsInProgress: this.setup.inProgress,
       pending: this.pending.size,
+      serving: this.serving,
       interop: { ...this.interopCounts },
       wire
     }
@@ -407,34 +410,57 @@ export class SspNode extends EventEmitter {
     const handler = this.handler
     if (handler === undefined) return undefined
     this.serving++
-    return new Promise<Buffer | string>((resolve) => {
-      resolve(handler({ peer: session.peer.domain, kind, transactionId: tid, sessionId: session.id, body }))
-    }).then(
-      (answer) => this.postAnswer(session, tid, answer, 0),
-      () => { this.c.handlerErrors++ }
-    ).finally(() => { this.serving-- })
-  }
-
-  /** POST the response half; resolves on its 200 (which is what frees the inbound request's place). */
-  private postAnswer (session: Session, tid: string, answer: Buffer | string, attempt: number): Promise<void> {
+    // One promise per served request (it holds the request's place in the
+    // wire server's application queue until the answer's 200); the rest is
+    // callbacks, so a synchronous handler costs no promise chain.
     return new Promise<void>((resolve) => {
-      if (session.ended) {
-        this.c.answerFailures++
+      const done = (): void => {
+        this.serving--
         resolve()
+      }
+      let answer: Buffer | string | PromiseLike<Buffer | string>
+      try {
+        answer = handler({ peer: session.peer.domain, kind, transactionId: tid, sessionId: session.id, body })
+      } catch {
+        this.c.handlerErrors++
+        done()
         return
       }
-      session.pickClient().write(answer, tid, session.peerId, false, (err) => {
-        if (err === null) {
-          this.c.answersSent++
-          resolve()
-        } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < (this.o.maxResends ?? NODE_DEFAULTS.maxResends)) {
-          this.c.resent++
-          resolve(this.postAnswer(session, tid, answer, attempt + 1))
+      // Anything but a Buffer or a string is the application's error: counted, no answer sent.
+      const deliver = (a: unknown): void => {
+        if (typeof a === 'string' || Buffer.isBuffer(a)) {
+          this.postAnswer(session, tid, a, 0, done)
         } else {
-          this.c.answerFailures++
-          resolve()
+          this.c.handlerErrors++
+          done()
         }
-      })
+      }
+      if (typeof answer === 'object' && answer !== null && typeof (answer as PromiseLike<unknown>).then === 'function') {
+        (answer as PromiseLike<unknown>).then(deliver, () => { this.c.handlerErrors++; done() })
+      } else {
+        deliver(answer)
+      }
+    })
+  }
+
+  /** POST the response half; `done` runs on its 200 (which is what frees the inbound request's place) or its failure. */
+  private postAnswer (session: Session, tid: string, answer: Buffer | string, attempt: number, done: () => void): void {
+    if (session.ended) {
+      this.c.answerFailures++
+      done()
+      return
+    }
+    session.pickClient().write(answer, tid, session.peerId, false, (err) => {
+      if (err === null) {
+        this.c.answersSent++
+        done()
+      } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < (this.o.maxResends ?? NODE_DEFAULTS.maxResends)) {
+        this.c.resent++
+        this.postAnswer(session, tid, answer, attempt + 1, done)
+      } else {
+        this.c.answerFailures++
+        done()
+      }
     })
   }
 

@@ -40,8 +40,11 @@ export class DedupeWindow {
 
   /** True when `id` was already seen (a duplicate); otherwise remembers it. */
   check (id: string): boolean {
-    if (this.seen.has(id)) return true
     if (this.size === 0) return false
+    // add() and a size test: one hash lookup for both "seen?" and "remember".
+    const before = this.seen.size
+    this.seen.add(id)
+    if (this.seen.size === before) return true
     if (this.ring.length < this.size) {
       this.ring.push(id)
     } else {
@@ -49,7 +52,6 @@ export class DedupeWindow {
       this.ring[this.i] = id
       this.i = (this.i + 1) % this.size
     }
-    this.seen.add(id)
     return false
   }
 }

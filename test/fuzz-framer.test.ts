@@ -26,11 +26,11 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import * as net from 'node:net'
 import { ERRORS, isSspError, type ErrorCode } from '../src/errors.js'
 import { buildSetup, Mode, parseSetup, SetupKind, type SetupMessage } from '../src/ssp/messages.js'
 import { FramerState, RequestFramer } from '../src/wire/request-framer.js'
 import { WireServer } from '../src/wire/server.js'
+import { collectUntilClose } from './helpers/raw-client.js'
 
 const LONG = process.env.SSP_FUZZ_RUNS !== undefined
 const RUNS = LONG ? Math.max(1, Number(process.env.SSP_FUZZ_RUNS)) : 0
@@ -267,40 +267,16 @@ t.test('RequestFramer: random and mutated HTTP at random split points', async (t
 
 interface Wire { statuses: number[], codes: Array<string | undefined>, closed: boolean }
 
-function sendPieces (port: number, pieces: Buffer[], guardMs: number): Promise<Wire> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1')
-    let raw = ''
-    let done = false
-    const finish = (closed: boolean): void => {
-      if (done) return
-      done = true
-      clearTimeout(guard)
-      sock.destroy()
-      const statuses: number[] = []
-      const codes: Array<string | undefined> = []
-      for (const m of raw.matchAll(/HTTP\/1\.1 (\d{3})[^\r]*\r\n((?:[^\r]+\r\n)*)\r\n/g)) {
-        statuses.push(Number(m[1]))
-        codes.push(/X-SSP-Error: (\w+)/.exec(m[2] ?? '')?.[1])
-      }
-      resolve({ statuses, codes, closed })
-    }
-    const guard = setTimeout(() => finish(false), guardMs)
-    sock.on('data', (d: Buffer) => { raw += d.toString('latin1') })
-    sock.on('error', () => {})
-    sock.on('close', () => finish(true))
-    sock.on('connect', () => {
-      void (async () => {
-        for (const p of pieces) {
-          if (done) return
-          sock.write(p)
-          await new Promise((resolve) => setImmediate(resolve))
-        }
-        // End our side: the server sees EOF (a partial request stays unanswered).
-        if (!done) sock.end()
-      })()
-    })
-  })
+/** Write the pieces a turn apart, end our side (a partial request stays unanswered), read until the server closes. */
+async function sendPieces (port: number, pieces: Buffer[], guardMs: number): Promise<Wire> {
+  const { raw, closed } = await collectUntilClose(port, pieces, { end: true, guardMs })
+  const statuses: number[] = []
+  const codes: Array<string | undefined> = []
+  for (const m of raw.matchAll(/HTTP\/1\.1 (\d{3})[^\r]*\r\n((?:[^\r]+\r\n)*)\r\n/g)) {
+    statuses.push(Number(m[1]))
+    codes.push(/X-SSP-Error: (\w+)/.exec(m[2] ?? '')?.[1])
+  }
+  return { statuses, codes, closed }
 }
 
 t.test('live WireServer: the same inputs over TCP end in the framer\'s outcome', async (t) => {

@@ -16,6 +16,7 @@ import type { ServerConnection } from '../src/wire/server-connection.js'
 import type { WireServerOptions } from '../src/wire/server-options.js'
 import { WireServer } from '../src/wire/server.js'
 import { delay, until } from './helpers/wait.js'
+import { collectUntilClose } from './helpers/raw-client.js'
 
 const CT = 'Content-Type: application/vnd.wv.ssp+xml\r\n'
 
@@ -74,32 +75,9 @@ function parseAnswers (raw: string): Answer[] {
 }
 
 /** Send `pieces` (one write each, `gapMs` apart) and collect everything until the server closes. */
-function exchange (port: number, pieces: Array<string | Buffer>, gapMs = 0, guardMs = 3000): Promise<Exchange> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1')
-    let raw = ''
-    let done = false
-    const finish = (closed: boolean): void => {
-      if (done) return
-      done = true
-      clearTimeout(guard)
-      sock.destroy()
-      resolve({ answers: parseAnswers(raw), closed, raw })
-    }
-    const guard = setTimeout(() => finish(false), guardMs)
-    sock.on('data', (d: Buffer) => { raw += d.toString('latin1') })
-    sock.on('error', () => {})
-    sock.on('close', () => finish(true))
-    sock.on('connect', () => {
-      void (async () => {
-        for (const p of pieces) {
-          if (done || sock.destroyed) return
-          sock.write(p)
-          if (gapMs > 0) await delay(gapMs)
-        }
-      })()
-    })
-  })
+async function exchange (port: number, pieces: Array<string | Buffer>, gapMs = 0, guardMs = 3000): Promise<Exchange> {
+  const { raw, closed } = await collectUntilClose(port, pieces, { gapMs, guardMs })
+  return { answers: parseAnswers(raw), closed, raw }
 }
 
 /** The exchange ends with exactly this refusal, after `okBefore` 200s, and the connection closed. */

@@ -6,6 +6,7 @@ import type { ErrorCode } from '../../src/errors.js'
 import { ContentType } from '../../src/wire/header-bytes.js'
 import { FramerState, RequestFramer, type FramerOptions } from '../../src/wire/request-framer.js'
 import { DEVIATION_NAMES, type SspRequest } from '../../src/wire/request.js'
+import { mulberry32 } from './fault-proxy.js'
 
 export const FRAMER_DEFAULTS = { maxHeaderBytes: 16384, maxHeaderCount: 64, maxBodyBytes: 1024 * 1024 }
 
@@ -108,17 +109,8 @@ export function pieces (input: Buffer, size: number): Buffer[] {
   return out
 }
 
-/** Small deterministic PRNG (mulberry32) for seeded random split points. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Small deterministic PRNG for seeded random split points (the fault proxy's mulberry32). */
+export const prng = mulberry32
 
 /** input cut at `cuts` seeded random points, each piece in its own buffer. */
 export function randomPieces (input: Buffer, cuts: number, seed: number): Buffer[] {

@@ -6,6 +6,50 @@
 import * as net from 'node:net'
 import * as tls from 'node:tls'
 
+export interface Collected {
+  /** Everything the server sent, latin1. */
+  raw: string
+  /** The server closed the connection (false: the guard ran out first). */
+  closed: boolean
+}
+
+/**
+ * Connect, write `pieces` one write each (a turn of the event loop apart, or
+ * `gapMs` ms), optionally end our side, and collect everything the server
+ * sends until it closes or `guardMs` passes.
+ */
+export function collectUntilClose (port: number, pieces: Array<string | Buffer>,
+  o: { gapMs?: number, end?: boolean, guardMs?: number } = {}): Promise<Collected> {
+  const gapMs = o.gapMs ?? 0
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1')
+    let raw = ''
+    let done = false
+    const finish = (closed: boolean): void => {
+      if (done) return
+      done = true
+      clearTimeout(guard)
+      sock.destroy()
+      resolve({ raw, closed })
+    }
+    const guard = setTimeout(() => finish(false), o.guardMs ?? 3000)
+    sock.on('data', (d: Buffer) => { raw += d.toString('latin1') })
+    sock.on('error', () => {})
+    sock.on('close', () => finish(true))
+    sock.on('connect', () => {
+      void (async () => {
+        for (const p of pieces) {
+          if (done || sock.destroyed) return
+          sock.write(p)
+          if (gapMs > 0) await delay(gapMs)
+          else await new Promise((resolve) => setImmediate(resolve))
+        }
+        if (o.end === true && !done) sock.end()
+      })()
+    })
+  })
+}
+
 export interface RawAnswer {
   status: number
   headers: Record<string, string>

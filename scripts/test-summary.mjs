@@ -1,9 +1,10 @@
 // Counts assertions across the TAP files tap saved for the last run and
 // prints the plain closing line CI reads: "N passed, N failed[, N skipped]".
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Parser } from 'tap-parser'
 
+const repo = new URL('..', import.meta.url).pathname
 const root = new URL('../.tap/test-results/', import.meta.url).pathname
 const files = []
 const walk = (d) => {
@@ -12,7 +13,9 @@ const walk = (d) => {
   for (const n of names) {
     const p = join(d, n)
     if (statSync(p).isDirectory()) walk(p)
-    else if (n.endsWith('.tap')) files.push(p)
+    // Only results of test files that still exist: tap keeps the last result of
+    // every file it ever ran, including deleted ones.
+    else if (n.endsWith('.tap') && existsSync(join(repo, p.slice(root.length, -'.tap'.length)))) files.push(p)
   }
 }
 walk(root)

@@ -4,7 +4,7 @@
 //   npm run bench                      # every scenario (~6 min on 2 cores)
 //   npm run bench -- --quick           # every scenario, short (~1.5 min): a smoke run, not figures to quote
 //   npm run bench -- e2e memory        # only these scenarios (others keep their last results)
-//   names: framing, server-cpu, client, e2e, https, memory
+//   names: wake-floor, framing, server-cpu, client, e2e, https, memory
 //
 // Each scenario runs as its own child process (`node bench/<x>.mjs ...`), in its
 // own process group, killed if it overruns its time limit, so the whole run is
@@ -28,6 +28,7 @@ const resultsDir = join(here, 'results')
  * The limits are generous ceilings (a child that overruns is killed and reported), not budgets.
  */
 const SCENARIOS = {
+  'wake-floor': { script: 'wake-floor.mjs', args: [], quickArgs: ['--quick'], file: 'wake-floor.json', limit: 90, quickLimit: 45 },
   framing: { script: 'framing.mjs', args: ['--no-hotpath'], quickArgs: ['--quick', '--no-hotpath'], file: 'framing.json', limit: 240, quickLimit: 90 },
   'server-cpu': { script: 'server-cpu.mjs', args: ['--secs', '3'], quickArgs: ['--quick', '--depths', '16', '--secs', '2'], file: 'server-cpu.json', limit: 240, quickLimit: 60 },
   client: { script: 'client.mjs', args: ['--rounds', '5', '--secs', '2'], quickArgs: ['--quick', '--rounds', '2', '--secs', '1'], file: 'client.json', limit: 120, quickLimit: 45 },
@@ -105,6 +106,17 @@ const resultDate = (r) => r?.machine?.date ?? r?.date ?? '?'
 
 /** One section per scenario; each extractor tolerates missing fields (scripts evolve). */
 const SECTIONS = {
+  'wake-floor' (r) {
+    const rows = (r.cells ?? []).map((c) => [c.placement, c.size, `${fmt(c.rttUs, 1)} µs`])
+    const c = r.ceilings
+    const note = c
+      ? `\n\nAt most \`depth\` requests complete per round trip, so at depth ${c.depth} (basis: ${c.basis}) one pipelined connection cannot exceed **${fmt(c.pipelineReqPerSec)} req/s**, and an end-to-end transaction (one round trip on its critical path) **${fmt(c.e2eTxPerSec)} tx/s**, whatever either side's software does. Sections 3 and 4 compare their targets with these ceilings.`
+      : ''
+    return {
+      title: '0. Round-trip floor of this machine (two idle Node processes, loopback TCP)',
+      body: mdTable(['placement', 'size', 'round trip'], rows) + note
+    }
+  },
   framing (r) {
     const res = r.results ?? {}
     const ns = (k) => res[k]?.nsPerReq
@@ -135,7 +147,7 @@ const SECTIONS = {
       body: mdTable(['depth', 'this engine', 'baseline', 'ratio ours/baseline (lower is better)', 'target', 'result'], rows)
     }
   },
-  client (r) {
+  client (r, ceil) {
     const s = r.summary ?? []
     const ours = s.find((x) => /ssp-transport|WireClient/i.test(x.engine)) ?? s[0]
     const base = s.find((x) => /undici/i.test(x.engine)) ?? s[1]
@@ -146,12 +158,15 @@ const SECTIONS = {
       ['ack latency p99', `${fmt(ours.p99us)} µs`, `${fmt(base.p99us)} µs`, fmt(r.p99Ratio), '–', '–'],
       ['client CPU per request', `${fmt(ours.clientCpuUsPerReq)} µs`, `${fmt(base.clientCpuUsPerReq)} µs`, fmt(ours.clientCpuUsPerReq / base.clientCpuUsPerReq), '–', '–']
     ]
+    if (ceil?.depth === r.config?.depth) {
+      rows.push(['round-trip ceiling at this depth (section 0)', `${fmt(ours.reqPerSec / ceil.pipelineReqPerSec * 100)} % of ${fmt(ceil.pipelineReqPerSec)} req/s`, `3× baseline needs ${fmt(3 * base.reqPerSec)} req/s`, fmt(3 * base.reqPerSec / ceil.pipelineReqPerSec), '–', 3 * base.reqPerSec > ceil.pipelineReqPerSec ? 'target above the ceiling' : '–'])
+    }
     return {
       title: `3. Client: pipelined POSTs (depth ${r.config?.depth ?? '?'}, ${r.config?.bodyBytes ?? '?'}-byte body, one connection)`,
       body: mdTable(['metric', 'this engine', 'baseline', 'ratio', 'target', 'result'], rows)
     }
   },
-  e2e (r) {
+  e2e (r, ceil) {
     const rows = []
     for (const t of r.table ?? []) {
       const d16 = t.depth === 16
@@ -160,6 +175,7 @@ const SECTIONS = {
       rows.push([`depth ${t.depth}`, 'round trip p50 / p99 / p99.9 (µs)', `${fmt(t.ours?.p50us)} / ${fmt(t.ours?.p99us)} / ${fmt(t.ours?.p999us)}`, `${fmt(t.baseline?.p50us)} / ${fmt(t.baseline?.p99us)} / ${fmt(t.baseline?.p999us)}`, `p99 ${fmt(t.p99Ratio)}`, d16 ? 'p99 ≤ 1×' : '–', d16 ? verdict(t.p99Ratio <= 1) : '–'])
       rows.push([`depth ${t.depth}`, 'node B CPU per transaction (µs)', fmt(t.ours?.bCpuUsPerTx), fmt(t.baseline?.bCpuUsPerTx), fmt(t.bCpuRatio), '–', '–'])
       if (t.ours?.bReadsPerTx !== undefined) rows.push([`depth ${t.depth}`, 'node B read + write syscalls per transaction', `${fmt(t.ours?.bReadsPerTx)} + ${fmt(t.ours?.bWritesPerTx)}`, `${fmt(t.baseline?.bReadsPerTx)} + ${fmt(t.baseline?.bWritesPerTx)}`, '–', '–', '–'])
+      if (d16 && ceil?.depth === 16 && t.baseline?.tps !== undefined) rows.push([`depth ${t.depth}`, 'round-trip ceiling (section 0)', `${fmt(t.ours?.tps / ceil.e2eTxPerSec * 100)} % of ${fmt(ceil.e2eTxPerSec)} tx/s`, `10× needs ${fmt(10 * t.baseline.tps)} tx/s`, fmt(10 * t.baseline.tps / ceil.e2eTxPerSec), '–', 10 * t.baseline.tps > ceil.e2eTxPerSec ? 'target above the ceiling' : '–'])
       if (t.ours?.aSleepsPerTx !== undefined) rows.push([`depth ${t.depth}`, 'event-loop sleeps per transaction, A / B', `${fmt(t.ours?.aSleepsPerTx, 3)} / ${fmt(t.ours?.bSleepsPerTx, 3)}`, `${fmt(t.baseline?.aSleepsPerTx, 3)} / ${fmt(t.baseline?.bSleepsPerTx, 3)}`, '–', '–', '–'])
     }
     return {
@@ -213,7 +229,7 @@ function markdown (merged) {
     if (sc === undefined) continue
     const r = sc.result
     let sec = null
-    if (r !== undefined) { try { sec = SECTIONS[name](r) } catch (err) { sec = { title: name, body: `(could not summarise: ${err.message}; see ${SCENARIOS[name].file})` } } }
+    if (r !== undefined) { try { sec = SECTIONS[name](r, merged.scenarios['wake-floor']?.result?.ceilings) } catch (err) { sec = { title: name, body: `(could not summarise: ${err.message}; see ${SCENARIOS[name].file})` } } }
     lines.push(`## ${sec?.title ?? name}`, '')
     const when = sc.ranThisTime ? `this run, ${sc.run.status} in ${sc.run.secs} s, load average ${sc.run.loadavgBefore?.join('/')} → ${sc.run.loadavgAfter?.join('/')}` : `not run this time; result from ${resultDate(r)}`
     const cmd = sc.ranThisTime ? sc.run.command : (r?.command ?? `node bench/${SCENARIOS[name].script}`)

@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// The machine's round-trip floor: how long one request batch and its answer
+// take between two Node processes over loopback TCP when neither does any
+// work. Every pipelined benchmark with a fixed depth is bounded by it:
+// at most `depth` requests complete per round trip, so
+//
+//     ceiling (req/s) = depth / round-trip floor
+//
+// An end-to-end SSP transaction (A's request to B, B's answer POSTed back to
+// A) is one such round trip on its critical path (two one-way hops; the
+// dummy 200s travel beside it), so its ceiling is the same depth / floor.
+//
+//   node bench/wake-floor.mjs            # 3 rounds x 2,000 round trips per cell
+//   node bench/wake-floor.mjs --quick    # 1 round x 1,000
+//   options: --rounds 3 --trips 2000 --depth 16
+//
+// Cells: the "echo" process pinned to core 1 and the "sender" to core 0
+// (cross-core: what the client and end-to-end benchmarks use), and both on
+// core 0 (same core: no cross-CPU wake-up). Sizes: 1 byte each way, and one
+// depth-16 batch (16 x 454-byte SSP POSTs out, 16 x 38-byte 200s back). The
+// echo side is plain node:net: it answers once it has the whole batch, with
+// one write. Writes bench/results/wake-floor.json.
+import { spawn, execFileSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import os from 'node:os'
+import net from 'node:net'
+import { machine } from './machine.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const self = fileURLToPath(import.meta.url)
+const argv = process.argv.slice(2)
+const QUICK = argv.includes('--quick')
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 && i + 1 < argv.length ? Number(argv[i + 1]) : dflt
+}
+const REQ_BYTES = 454
+const ACK_BYTES = 38
+
+// ------------------------------------------------------------------ child: echo
+function echo () {
+  const server = net.createServer({ noDelay: true }, (sock) => {
+    let want = 0
+    let answer = Buffer.alloc(0)
+    let got = 0
+    sock.on('error', () => {})
+    sock.on('data', (d) => {
+      if (want === 0) {
+        // first 8 bytes of a batch: request size, answer size
+        want = d.readUInt32LE(0)
+        answer = Buffer.alloc(d.readUInt32LE(4), 0x41)
+      }
+      got += d.length
+      if (got >= want) {
+        got -= want
+        want = 0
+        sock.write(answer)
+      }
+    })
+  })
+  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
+  process.on('message', (m) => { if (m === 'exit') process.exit(0) })
+}
+
+// ------------------------------------------------------------------ parent
+const canPin = (() => {
+  if (os.cpus().length < 2) return false
+  try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); return true } catch { return false }
+})()
+
+function startEcho (core) {
+  const cmd = canPin ? 'taskset' : process.execPath
+  const args = canPin ? ['-c', String(core), process.execPath, self, '--echo'] : [self, '--echo']
+  const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('message', (m) => resolve({ child, port: m.port }))
+  })
+}
+
+/** `trips` round trips of `out` bytes there and `back` bytes back; returns µs per trip (median of 10 slices). */
+function pingPong (port, out, back, trips) {
+  return new Promise((resolve, reject) => {
+    const msg = Buffer.alloc(Math.max(8, out), 0x42)
+    msg.writeUInt32LE(msg.length, 0)
+    msg.writeUInt32LE(back, 4)
+    const sock = net.connect({ port, host: '127.0.0.1', noDelay: true })
+    const slices = []
+    const per = Math.max(1, Math.floor(trips / 10))
+    let n = 0
+    let got = 0
+    let t0 = 0n
+    const deadline = setTimeout(() => { sock.destroy(); reject(new Error('ping-pong overran 30 s')) }, 30_000)
+    sock.on('error', reject)
+    sock.on('connect', () => { t0 = process.hrtime.bigint(); sock.write(msg) })
+    sock.on('data', (d) => {
+      got += d.length
+      if (got < back) return
+      got -= back
+      n++
+      if (n % per === 0) {
+        const t = process.hrtime.bigint()
+        slices.push(Number(t - t0) / per / 1000)
+        t0 = t
+      }
+      if (n >= trips) {
+        clearTimeout(deadline)
+        sock.destroy()
+        const s = slices.sort((a, b) => a - b)
+        resolve(s[s.length >> 1])
+      } else {
+        sock.write(msg)
+      }
+    })
+  })
+}
+
+async function main () {
+  const rounds = opt('rounds', QUICK ? 1 : 3)
+  const trips = opt('trips', QUICK ? 1000 : 2000)
+  const depth = opt('depth', 16)
+  if (canPin) {
+    try { execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' }) } catch {}
+  }
+  const sizes = [
+    { name: '1 byte each way', out: 8, back: 1 },
+    { name: `depth-${depth} batch (${depth} x ${REQ_BYTES} B out, ${depth} x ${ACK_BYTES} B back)`, out: depth * REQ_BYTES, back: depth * ACK_BYTES }
+  ]
+  const placements = canPin ? [{ name: 'cross-core (0 -> 1)', core: 1 }, { name: 'same core (0 -> 0)', core: 0 }] : [{ name: 'unpinned', core: 0 }]
+  const cells = []
+  for (const p of placements) {
+    const { child, port } = await startEcho(p.core)
+    for (const s of sizes) {
+      await pingPong(port, s.out, s.back, Math.min(200, trips)) // warm-up
+      const vals = []
+      for (let r = 0; r < rounds; r++) vals.push(await pingPong(port, s.out, s.back, trips))
+      vals.sort((a, b) => a - b)
+      const us = vals[vals.length >> 1]
+      cells.push({ placement: p.name, size: s.name, rttUs: +us.toFixed(1), rounds: vals.map((v) => +v.toFixed(1)) })
+      console.error(`  ${p.name.padEnd(22)} ${s.name.padEnd(48)} ${us.toFixed(1)} µs per round trip`)
+    }
+    child.send('exit')
+  }
+  const batchCross = cells.find((c) => c.placement.startsWith(canPin ? 'cross' : 'unpinned') && c.size.startsWith('depth'))
+  const ceilings = batchCross === undefined
+    ? null
+    : {
+        basis: `${batchCross.placement}, ${batchCross.size}: ${batchCross.rttUs} µs`,
+        depth,
+        pipelineReqPerSec: Math.round(depth / batchCross.rttUs * 1e6),
+        e2eTxPerSec: Math.round(depth / batchCross.rttUs * 1e6)
+      }
+  console.log('\nround-trip floor (plain node:net, no work on either side; median of rounds)')
+  console.log('placement               size                                              µs/round trip')
+  for (const c of cells) console.log(`${c.placement.padEnd(23)} ${c.size.padEnd(49)} ${String(c.rttUs).padStart(8)}`)
+  if (ceilings) {
+    console.log(`\nceilings at depth ${depth} from the cross-core batch floor: one pipelined connection ${ceilings.pipelineReqPerSec} req/s; end-to-end (one round trip per transaction) ${ceilings.e2eTxPerSec} tx/s`)
+  }
+  mkdirSync(join(here, 'results'), { recursive: true })
+  writeFileSync(join(here, 'results', 'wake-floor.json'), JSON.stringify({ machine: machine(), pinned: canPin, params: { rounds, trips, depth }, cells, ceilings }, null, 2) + '\n')
+}
+
+if (argv.includes('--echo')) echo()
+else main().catch((err) => { console.error(err); process.exit(1) })

@@ -4,7 +4,8 @@
 //   node bench/e2e.mjs                  # depths 1,16,64 x 3 rounds x 1.5 s per engine (~1 min)
 //   node bench/e2e.mjs --quick          # depths 1,16,64 x 1 round x 1 s
 //   node bench/e2e.mjs --https          # scenario 5: depth 16, HTTP vs HTTPS for both engines
-//   options: --depths 1,16,64 --rounds 3 --secs 1.5 --warmup 0.5 --body 380 --engines ours,baseline
+//   options: --depths 1,16,64 --rounds 3 --secs 1.5 --warmup 0.5 --body 380 --engines ours,ours-poll,baseline
+//            --busy-poll 200  busyPollMicros of the ours-poll engine (both nodes)
 //            --dist DIR  "ours" from another build (a patched copy of dist/), to evaluate a source change
 //            --out FILE  write the JSON there instead of bench/results/ (for experiments)
 //            --profile   afterwards, run ours at depth 16 with node B under --cpu-prof and print
@@ -20,6 +21,8 @@
 //
 // Engines:
 //   ours      two SspNodes (real set-up exchange, then Session traffic), client pipelineDepth = depth
+//   ours-poll the same two SspNodes with busyPollMicros (--busy-poll, default 200) on both: after
+//             their socket I/O the event loop polls instead of sleeping (src/wire/busy-poll.ts)
 //   baseline  bench/baseline-federation.mjs: node:http server + undici Client (pipelining = depth)
 //             on each side, same exchange, same payloads.
 // Node B is a child process pinned to core 1 (`taskset -c 1`), a fresh one per run; node A
@@ -47,6 +50,7 @@ const opt = (name, dflt) => {
 
 const QUICK = has('quick')
 const HTTPS_MODE = has('https')
+const BUSY_POLL = Number(opt('busy-poll', 200))
 const PROFILE = has('profile')
 const A_DOMAIN = 'a.example'
 const B_DOMAIN = 'b.example'
@@ -67,12 +71,13 @@ function readTls (dir) {
 
 /** Build one node of either engine. */
 async function makeNode (engine, domain, depth, tls) {
-  if (engine === 'ours') {
+  if (engine === 'ours' || engine === 'ours-poll') {
     const node = new SspNode({
       domain,
       resolver: false,
       handler,
       listen: [{ port: 0, host: '127.0.0.1', tls }],
+      busyPollMicros: engine === 'ours-poll' ? BUSY_POLL : 0,
       client: { pipelineDepth: depth, ...(tls !== undefined ? { ca: tls.cert } : {}) }
     })
     const [url] = await node.start()
@@ -99,7 +104,7 @@ async function childB () {
     } else if (m === 'stats') {
       const c = process.cpuUsage(cpu0)
       const s = node.getStats()
-      process.send({ hrUs: Number(process.hrtime.bigint() / 1000n), stats: { cpuUs: c.user + c.system, userUs: c.user, sysUs: c.system, node: engine === 'ours' ? { incomingRequests: s.incomingRequests, answersSent: s.answersSent, answerFailures: s.answerFailures } : s } })
+      process.send({ hrUs: Number(process.hrtime.bigint() / 1000n), stats: { cpuUs: c.user + c.system, userUs: c.user, sysUs: c.system, node: engine !== 'baseline' ? { incomingRequests: s.incomingRequests, answersSent: s.answersSent, answerFailures: s.answerFailures } : s } })
     } else if (m === 'exit') {
       await Promise.race([node.close(), new Promise((resolve) => setTimeout(resolve, 2000))])
       process.exit(0)
@@ -137,10 +142,10 @@ function procIo (pid) {
 
 class ChildB {
   constructor (engine, depth, peerUrl, tlsDir, nodeArgs = []) {
-    const args = [...nodeArgs, self, '--node-b', '--engine', engine, '--depth', String(depth), '--peer-url', peerUrl, '--dist', DIST]
+    const args = [...nodeArgs, self, '--node-b', '--engine', engine, '--depth', String(depth), '--busy-poll', String(BUSY_POLL), '--peer-url', peerUrl, '--dist', DIST]
     if (tlsDir !== undefined) args.push('--tls', tlsDir)
     this.child = hasTaskset
-      ? spawn('taskset', ['-c', '1', process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      ? spawn('taskset', ['-c', process.env.SSP_BENCH_B_CORE ?? '1', process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       : spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.waiters = []
     this.child.on('message', (m) => { const w = this.waiters.shift(); if (w) w(m) })
@@ -307,7 +312,7 @@ async function main () {
   const warmup = Number(opt('warmup', QUICK ? 0.4 : 0.5))
   const body = sendMessageRequest(Number(opt('body', 380)))
   const protos = HTTPS_MODE ? ['http', 'https'] : ['http']
-  const engines = String(opt('engines', 'ours,baseline')).split(',')
+  const engines = String(opt('engines', HTTPS_MODE ? 'ours,baseline' : 'ours,ours-poll,baseline')).split(',')
   const tlsDir = HTTPS_MODE ? makeCert() : undefined
   const machineInfo = machine() // before pinning (availableParallelism follows the affinity mask)
 
@@ -372,11 +377,15 @@ async function main () {
   if (!HTTPS_MODE) {
     const table = depths.map((depth) => {
       const ours = cell(pick((r) => r.depth === depth && r.engine === 'ours'))
+      const oursPoll = cell(pick((r) => r.depth === depth && r.engine === 'ours-poll'))
       const baseline = cell(pick((r) => r.depth === depth && r.engine === 'baseline'))
       return {
         depth,
         ours,
+        oursPoll,
         baseline,
+        pollTpsRatio: oursPoll ? roundRatio((r) => r.depth === depth && r.engine === 'ours-poll', (r) => r.depth === depth && r.engine === 'baseline', 'tps') : null,
+        pollP99Ratio: oursPoll ? roundRatio((r) => r.depth === depth && r.engine === 'ours-poll', (r) => r.depth === depth && r.engine === 'baseline', 'p99us') : null,
         tpsRatio: roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'baseline', 'tps'),
         p99Ratio: roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'baseline', 'p99us'),
         tpsRatioBest: null,
@@ -389,11 +398,13 @@ async function main () {
     console.log(`${machineInfo.cpu}, ${machineInfo.nproc} CPUs, node ${process.version}\n`)
     console.log('depth  engine     tps  (best)   p50 us   p99 us   p99.9 us   B cpu-us/tx   tps ratio (best)  p99 ratio')
     for (const t of table) {
-      for (const [name, c] of [['ours', t.ours], ['baseline', t.baseline]]) {
+      for (const [name, c] of [['ours', t.ours], ['ours-poll', t.oursPoll], ['baseline', t.baseline]]) {
         if (c === null) continue
         console.log(`${String(t.depth).padStart(5)}  ${name.padEnd(9)} ${String(c.tps).padStart(7)} ${('(' + c.tpsBest + ')').padStart(8)} ${String(c.p50us).padStart(8)} ${String(c.p99us).padStart(8)} ${String(c.p999us).padStart(10)} ${String(c.bCpuUsPerTx).padStart(13)}` +
-          (name === 'ours' ? `   ${String(t.tpsRatio).padStart(8)}x ${('(' + t.tpsRatioBest + 'x)').padStart(7)} ${String(t.p99Ratio).padStart(9)}` : ''))
+          (name === 'ours' ? `   ${String(t.tpsRatio).padStart(8)}x ${('(' + t.tpsRatioBest + 'x)').padStart(7)} ${String(t.p99Ratio).padStart(9)}` : '') +
+          (name === 'ours-poll' ? `   ${String(t.pollTpsRatio).padStart(8)}x ${''.padStart(7)} ${String(t.pollP99Ratio).padStart(9)}` : ''))
       }
+      if (t.oursPoll !== null) console.log(`       (ours-poll: the same SspNodes with busyPollMicros ${BUSY_POLL} on both nodes)`)
     }
     const met = d16 && d16.tpsRatio !== null ? d16.tpsRatio >= 10 && d16.p99Ratio <= 1 : null
     if (d16 && met !== null) console.log(`\ntarget (depth 16: tps >= 10 x baseline, p99 no worse): ${met ? 'MET' : 'MISSED'} (tps ratio ${d16.tpsRatio}, p99 ratio ${d16.p99Ratio})`)
@@ -406,10 +417,12 @@ async function main () {
         handler: 'sendMessageResponse(sessionId, transactionId), both engines',
         ...(DIST !== join(root, 'dist') ? { oursBuild: DIST } : {}),
         ours: 'two SspNodes, one connection pair (pair reuse), client pipelineDepth = depth',
+        'ours-poll': `the same with busyPollMicros ${BUSY_POLL} on both nodes`,
         baseline: 'bench/baseline-federation.mjs: node:http server + undici Client (pipelining = depth, request() API, idempotent: true, blocking: false) per side'
       },
       table,
       target: d16 && met !== null ? { depth: 16, minTpsRatio: 10, maxP99Ratio: 1, tpsRatio: d16.tpsRatio, p99Ratio: d16.p99Ratio, met } : null,
+      targetWithBusyPoll: d16 && d16.pollTpsRatio !== null ? { depth: 16, busyPollMicros: BUSY_POLL, minTpsRatio: 10, maxP99Ratio: 1, tpsRatio: d16.pollTpsRatio, p99Ratio: d16.pollP99Ratio, met: d16.pollTpsRatio >= 10 && d16.pollP99Ratio <= 1 } : null,
       elapsedSec: Math.round((Date.now() - t0) / 1000),
       runs
     }

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url'
 import { demoCommand } from '../src/cli/demo.js'
 import { EXIT, fail } from '../src/cli/exit.js'
 import { newHistogram } from '../src/cli/load.js'
-import { collectPeer, parseCount, parsePeers } from '../src/cli/node-options.js'
+import { collectPeer, parseBusyPoll, parseCount, parsePeers } from '../src/cli/node-options.js'
+import { busyPollTurns } from '../src/wire/busy-poll.js'
 import { sendCommand } from '../src/cli/send.js'
 import { printSummary, summaryJson, textHistogram } from '../src/cli/summary.js'
 import { createError } from '../src/errors.js'
@@ -58,6 +59,17 @@ t.test('demo --json: every transaction answered both ways, zero errors, one conn
   t.ok(j.tps > 0, 'a rate is reported')
   t.ok(j.p50_us > 0 && j.p99_us >= j.p50_us && j.p999_us >= j.p99_us, 'percentiles are ordered')
   t.ok(j.bytes_out > 600 * 380, 'bytes moved cover at least the request bodies')
+})
+
+t.test('demo --busy-poll: the nodes poll, every transaction is still answered', async (t) => {
+  const before = busyPollTurns()
+  const { out, result } = await captured(() => demoCommand({ count: '200', depth: '8', size: '380', json: true, busyPoll: '300', logLevel: 'silent' }))
+  t.equal(result, EXIT.OK)
+  const j = JSON.parse(out) as { answered: number, errors: number }
+  t.equal(j.answered, 400)
+  t.equal(j.errors, 0)
+  t.ok(busyPollTurns() > before, 'the event loop polled')
+  await t.rejects(demoCommand({ count: '10', depth: '2', size: '100', json: true, busyPoll: '2000000', logLevel: 'silent' }), { code: 'SSP_ERR_INVALID_ARGUMENT' }, 'over the cap: refused by the node')
 })
 
 t.test('demo text summary: rates, four percentiles, histogram rows', async (t) => {
@@ -111,6 +123,9 @@ t.test('option parsing: --peer DOMAIN=URL[,1.2], counts, exit codes of errors', 
   t.throws(() => parseCount('--count', '-1'), { code: 'SSP_ERR_INVALID_ARGUMENT' })
   t.throws(() => parseCount('--depth', '0', 1), { code: 'SSP_ERR_INVALID_ARGUMENT' })
   t.equal(parseCount('--count', '12'), 12)
+  t.equal(parseBusyPoll(undefined), 0, '--busy-poll defaults to off')
+  t.equal(parseBusyPoll('200'), 200)
+  t.throws(() => parseBusyPoll('-3'), { code: 'SSP_ERR_INVALID_ARGUMENT' })
   const stderr = process.stderr.write.bind(process.stderr)
   let err = ''
   process.stderr.write = ((s: string) => { err += s; return true }) as typeof process.stderr.write

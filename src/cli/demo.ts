@@ -8,7 +8,7 @@ import { sendMessageRequest, sendMessageResponse } from '../ssp/payload.js'
 import { EXIT } from './exit.js'
 import { newHistogram, runLoad, type LoadResult } from './load.js'
 import { createLogger, type LogLevel } from './log.js'
-import { parseCount } from './node-options.js'
+import { parseBusyPoll, parseCount } from './node-options.js'
 import { logNodeEvents } from './node-log.js'
 import { Progress } from './progress.js'
 import { interopFallbacks, printSummary, summaryJson } from './summary.js'
@@ -18,6 +18,7 @@ export interface DemoOptions {
   depth: string
   size: string
   json?: boolean
+  busyPoll?: string
   logLevel: LogLevel
 }
 
@@ -32,8 +33,9 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
   const log = createLogger(quiet ? 'error' : o.logLevel)
   const out = (s: string): void => { if (!quiet) process.stdout.write(s + '\n') }
   const handler = (tx: { sessionId: string, transactionId: string }): Buffer => sendMessageResponse(tx.sessionId, tx.transactionId)
-  const a = new SspNode({ domain: 'a.example', resolver: false, handler })
-  const b = new SspNode({ domain: 'b.example', resolver: false, handler })
+  const busyPollMicros = parseBusyPoll(o.busyPoll)
+  const a = new SspNode({ domain: 'a.example', resolver: false, handler, busyPollMicros })
+  const b = new SspNode({ domain: 'b.example', resolver: false, handler, busyPollMicros })
   logNodeEvents(a, log)
   try {
     const [ua] = await a.start()

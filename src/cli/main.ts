@@ -29,6 +29,7 @@ program
 
 const posture = (): Option => new Option('--posture <posture>', 'strict: refuse every deviation; interop: accept real-peer deviations and count them').choices(['strict', 'interop']).default('strict')
 const logLevel = (): Option => new Option('--log-level <level>', 'connection and session events are logged at info').choices(['silent', 'error', 'info', 'debug']).default('info')
+const busyPoll = (): Option => new Option('--busy-poll <us>', 'after socket I/O keep the event loop polling this many microseconds instead of sleeping (lower latency, more CPU; 0 = off)').default('0')
 const tlsOptions = (c: Command): Command => c
   .option('--tls-cert <file>', 'certificate (PEM): serve HTTPS with it; also presented as client certificate')
   .option('--tls-key <file>', 'private key for --tls-cert (PEM)')
@@ -42,6 +43,7 @@ tlsOptions(program.command('serve')
   .option('--domain <domain>', 'run a full SSP node for this IMPS domain')
   .option('--peer <domain=url>', 'peer directory entry (repeatable); append ,1.2 for a version 1.2 peer', collectPeer, [])
   .option('--echo', 'answer every incoming request by echoing its body in the response half')
+  .addOption(busyPoll())
   .addOption(posture())
   .addOption(logLevel()))
   .action(async (opts) => {
@@ -59,6 +61,7 @@ tlsOptions(program.command('send')
   .option('--json', 'print one JSON object instead of the text summary')
   .option('-p, --port <port>', 'our listening port, where the peer POSTs its answers (0 picks a free one)', '0')
   .option('-H, --host <host>', 'address to listen on', '127.0.0.1')
+  .addOption(busyPoll())
   .addOption(posture())
   .addOption(logLevel()))
   .action(async (opts) => {
@@ -71,6 +74,7 @@ program.command('demo')
   .option('--depth <k>', 'pipeline depth each way', '16')
   .option('--size <bytes>', 'request body size', '380')
   .option('--json', 'print one JSON object instead of the text summary')
+  .addOption(busyPoll())
   .addOption(new Option('--log-level <level>', 'session events are logged at info').choices(['silent', 'error', 'info', 'debug']).default('error'))
   .action(async (opts) => {
     process.exitCode = await demoCommand(opts)

@@ -61,3 +61,8 @@ export function parseCount (name: string, s: string, min = 0): number {
   if (!Number.isInteger(n) || n < min) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${name} must be an integer >= ${min}, got ${s}` })
   return n
 }
+
+/** --busy-poll <µs>: busyPollMicros for the node or server (validated by them too). */
+export function parseBusyPoll (s: string | undefined): number {
+  return s === undefined ? 0 : parseCount('--busy-poll', s, 0)
+}

@@ -5,7 +5,7 @@ import type { Posture } from '../wire/server-options.js'
 import { EXIT } from './exit.js'
 import { runLoad } from './load.js'
 import { createLogger, type LogLevel } from './log.js'
-import { clientTls, listenSpec, parseCount, parsePeers, type TlsFlags } from './node-options.js'
+import { clientTls, listenSpec, parseBusyPoll, parseCount, parsePeers, type TlsFlags } from './node-options.js'
 import { logNodeEvents } from './node-log.js'
 import { parsePort } from './serve.js'
 import { interopFallbacks, printSummary, summaryJson } from './summary.js'
@@ -21,6 +21,7 @@ export interface SendOptions extends TlsFlags {
   json?: boolean
   port: string
   host: string
+  busyPoll?: string
   posture: Posture
   logLevel: LogLevel
 }
@@ -35,6 +36,7 @@ export async function sendCommand (o: SendOptions): Promise<number> {
     listen: [listenSpec(parsePort(o.port), o.host, o)],
     peers: parsePeers(o.peer),
     posture: o.posture,
+    busyPollMicros: parseBusyPoll(o.busyPoll),
     client: clientTls(o),
     handler: (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
   })

@@ -9,7 +9,7 @@ import { WireServer } from '../wire/server.js'
 import type { Posture } from '../wire/server-options.js'
 import { EXIT } from './exit.js'
 import { createLogger, type Logger, type LogLevel } from './log.js'
-import { clientTls, listenSpec, parsePeers, type TlsFlags } from './node-options.js'
+import { clientTls, listenSpec, parseBusyPoll, parsePeers, type TlsFlags } from './node-options.js'
 import { logNodeEvents } from './node-log.js'
 
 export interface ServeOptions extends TlsFlags {
@@ -19,6 +19,7 @@ export interface ServeOptions extends TlsFlags {
   domain?: string
   peer?: string[]
   echo?: boolean
+  busyPoll?: string
   logLevel: LogLevel
 }
 
@@ -52,7 +53,7 @@ export async function serveCommand (o: ServeOptions): Promise<number> {
   if ((o.peer ?? []).length > 0 || o.echo === true) {
     throw createError('SSP_ERR_INVALID_ARGUMENT', { message: '--peer and --echo need --domain (a full node)' })
   }
-  const server = new WireServer({ posture: o.posture, tls: spec.tls })
+  const server = new WireServer({ posture: o.posture, tls: spec.tls, busyPollMicros: parseBusyPoll(o.busyPoll) })
   server.on('connection', (c) => log.info(`connection ${c.id} from ${c.remoteAddress ?? '?'}:${c.remotePort ?? '?'}`))
   server.on('connectionClose', (c) => {
     const s = c.stats
@@ -75,6 +76,7 @@ async function serveNode (o: ServeOptions, spec: ReturnType<typeof listenSpec>, 
     listen: [spec],
     peers: parsePeers(o.peer),
     posture: o.posture,
+    busyPollMicros: parseBusyPoll(o.busyPoll),
     client: clientTls(o),
     // --echo: the response half carries the request's own body. Otherwise a
     // SendMessageResponse with Status 200 for every request.

@@ -192,6 +192,7 @@ export class SspNode extends EventEmitter {
     const specs: ListenSpec[] = this.o.listen ?? [{ port: 0, host: '127.0.0.1' }]
     for (const spec of specs) {
       const server = new WireServer({
+        busyPollMicros: this.o.busyPollMicros ?? NODE_DEFAULTS.busyPollMicros,
         ...this.o.server,
         posture: this.interop ? 'interop' : 'strict',
         tls: spec.tls,
@@ -612,7 +613,7 @@ export class SspNode extends EventEmitter {
     const n = this.o.pairs ?? NODE_DEFAULTS.pairs
     const clients: WireClient[] = []
     for (let i = 0; i < n; i++) {
-      const c = new WireClient(entry.url, { ...this.o.client, version: entry.version ?? '1.3', allowAnyIds: this.interop })
+      const c = new WireClient(entry.url, { busyPollMicros: this.o.busyPollMicros ?? NODE_DEFAULTS.busyPollMicros, ...this.o.client, version: entry.version ?? '1.3', allowAnyIds: this.interop })
       // Connection events are reported through diagnostics_channel by the client; a listener here keeps
       // a failing peer from ever becoming an unhandled 'error'.
       c.on('error', () => {})

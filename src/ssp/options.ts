@@ -1,5 +1,6 @@
 /** Options of an SSP node, with defaults. The README's node option table follows this file. */
 import { createError } from '../errors.js'
+import { isBusyPollMicros, MAX_BUSY_POLL_MICROS } from '../wire/busy-poll.js'
 import type { WireClientOptions } from '../wire/client.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import type { Posture, TlsServerOptions, WireServerOptions } from '../wire/server-options.js'
@@ -74,6 +75,13 @@ export interface SspNodeOptions {
   dedupeWindow?: number
   /** close(): how long to drain in-flight transactions, in ms. Default 10,000. */
   closeTimeout?: number
+  /**
+   * Busy polling for both halves of every connection pair: after the node's socket
+   * I/O the event loop keeps polling for this many µs instead of sleeping
+   * (src/wire/busy-poll.ts; `client.busyPollMicros` / `server.busyPollMicros`
+   * override it per side). 0 to 1,000,000. Default 0 (off).
+   */
+  busyPollMicros?: number
   /** Outbound client options (pipeline depth, TLS trust and client certificate, reconnect backoff...). */
   client?: Omit<WireClientOptions, 'version'>
   /** Inbound server limits (see WireServerOptions). */
@@ -92,7 +100,8 @@ export const NODE_DEFAULTS = {
   maxWaitingPerPeer: 10_000,
   maxResends: 100,
   dedupeWindow: 4096,
-  closeTimeout: 10_000
+  closeTimeout: 10_000,
+  busyPollMicros: 0
 } as const
 
 const DOMAIN = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/
@@ -108,5 +117,8 @@ export function checkNodeOptions (o: SspNodeOptions): void {
   for (const k of ['maxResends', 'dedupeWindow'] as const) {
     const v = o[k]
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a non-negative integer` })
+  }
+  if (o.busyPollMicros !== undefined && !isBusyPollMicros(o.busyPollMicros)) {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}` })
   }
 }

@@ -31,6 +31,7 @@ import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from './header-bytes.js'
+import { isBusyPollMicros, MAX_BUSY_POLL_MICROS, pollAfterIo } from './busy-poll.js'
 import { isRedirectStatus, ResponseFramer, type ResponseSink } from './response-framer.js'
 
 export interface WireClientOptions {
@@ -62,6 +63,12 @@ export interface WireClientOptions {
   maxResponseHeaderBytes?: number
   /** Limit on a response body (read and discarded). Default 1 MiB. */
   maxResponseBodyBytes?: number
+  /**
+   * After each write of requests and each read of answers, keep the event loop
+   * polling (not sleeping) for this many µs, so answers are read without a
+   * wake-up (src/wire/busy-poll.ts). 0 to 1,000,000. Default 0 (off).
+   */
+  busyPollMicros?: number
   // ---- https:// only
   ca?: tls.ConnectionOptions['ca']
   cert?: tls.ConnectionOptions['cert']
@@ -271,6 +278,7 @@ export class WireClient extends EventEmitter {
   private readonly maxReconnectDelay: number
   private readonly maxReconnectAttempts: number
   private readonly closeTimeout: number
+  private readonly busyPollMicros: number
   private readonly limits: { maxResponseHeaderBytes: number, maxResponseBodyBytes: number }
   private readonly tlsOptions: tls.ConnectionOptions
 
@@ -322,6 +330,10 @@ export class WireClient extends EventEmitter {
     this.maxReconnectDelay = posInt('maxReconnectDelay', options.maxReconnectDelay, 10_000, 0)
     this.maxReconnectAttempts = posInt('maxReconnectAttempts', options.maxReconnectAttempts, 10, 0)
     this.closeTimeout = posInt('closeTimeout', options.closeTimeout, 10_000, 0)
+    if (options.busyPollMicros !== undefined && !isBusyPollMicros(options.busyPollMicros)) {
+      throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}` })
+    }
+    this.busyPollMicros = options.busyPollMicros ?? 0
     this.limits = {
       maxResponseHeaderBytes: posInt('maxResponseHeaderBytes', options.maxResponseHeaderBytes, 16 * 1024, 64),
       maxResponseBodyBytes: posInt('maxResponseBodyBytes', options.maxResponseBodyBytes, 1024 * 1024, 0)
@@ -521,7 +533,10 @@ export class WireClient extends EventEmitter {
       this.stats.bytesOut += out
       if (req.setup && first) { this.barrier = true; break }
     }
-    if (corked) sock.uncork()
+    if (corked) {
+      sock.uncork()
+      if (this.busyPollMicros !== 0) pollAfterIo(this.busyPollMicros)
+    }
     this.maybeDrain()
   }
 
@@ -545,6 +560,7 @@ export class WireClient extends EventEmitter {
     if (conn !== this.conn) return
     this.stats.bytesIn += chunk.length
     conn.framer.push(chunk)
+    if (this.busyPollMicros !== 0) pollAfterIo(this.busyPollMicros)
     this.afterParse(conn)
   }
 

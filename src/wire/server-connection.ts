@@ -18,6 +18,7 @@ import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { acks, ACK, ACK_CLOSE, ACK_LEN, errorReply, redirectReply } from './replies.js'
 import { FramerState, RequestFramer, type FramerSink } from './request-framer.js'
 import type { SspRequest } from './request.js'
+import { pollAfterIo } from './busy-poll.js'
 import type { ResolvedServerOptions } from './server-options.js'
 import { WireStats } from './stats.js'
 
@@ -143,6 +144,7 @@ export class ServerConnection implements FramerSink {
     this.host.stats.bytesIn += n
     this.lastRead = this.host.now
     this.framer.push(chunk)
+    if (this.opts.busyPollMicros !== 0) pollAfterIo(this.opts.busyPollMicros)
     if (!this.asyncHandOver) {
       this.flush()
     } else if (!this.flushScheduled) {

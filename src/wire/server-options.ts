@@ -3,6 +3,7 @@
  * is written from this file; keep them together.
  */
 import { createError } from '../errors.js'
+import { isBusyPollMicros, MAX_BUSY_POLL_MICROS } from './busy-poll.js'
 import type { SspRequest } from './request.js'
 import type { ServerConnection } from './server-connection.js'
 
@@ -51,6 +52,12 @@ export interface WireServerOptions {
   timerResolution?: number
   /** How long close() waits for the application to finish held requests. Default 5 s. */
   closeTimeout?: number
+  /**
+   * After each read, keep the event loop polling (not sleeping) for this many µs,
+   * so the next pipelined batch is read without a wake-up (src/wire/busy-poll.ts).
+   * 0 to 1,000,000. Default 0 (off).
+   */
+  busyPollMicros?: number
   tls?: TlsServerOptions
 }
 
@@ -72,7 +79,8 @@ export const SERVER_DEFAULTS = {
   maxWriteBuffer: 256 * 1024,
   maxConnections: 10_000,
   timerResolution: 250,
-  closeTimeout: 5_000
+  closeTimeout: 5_000,
+  busyPollMicros: 0
 } as const satisfies Omit<ResolvedServerOptions, 'tls' | 'onRequest'>
 
 const noop: RequestHandler = () => undefined
@@ -85,6 +93,9 @@ export function resolveServerOptions (o: WireServerOptions = {}): ResolvedServer
     if (key === 'posture') {
       if (v !== 'strict' && v !== 'interop') throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `posture must be 'strict' or 'interop', got ${String(v)}` })
       r.posture = v
+    } else if (key === 'busyPollMicros') {
+      if (!isBusyPollMicros(v)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}, got ${String(v)}` })
+      r.busyPollMicros = v
     } else {
       if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
         throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${key} must be a positive integer, got ${String(v)}` })

@@ -3,14 +3,22 @@
 // latency of WireClient vs undici's Client (pipelining: 16).
 //
 //   npm run build && node bench/client.mjs
-//   options: --rounds 5 --secs 2 --depth 16 --window 32 --body 380
+//   options: --rounds 5 --secs 2 --depth 16 --window 32 --body 380 --busy-poll 200
+//            --placement cross,same
 //
-// Both engines send the same 380-byte SSP POST (Content-Type, x-wv-transactionid,
-// x-wv-sessionid, Content-Length) to the SAME server: a minimal raw net server in
-// a CHILD process pinned to core 1 (`taskset -c 1`), which finds request
-// boundaries with indexOf (head end, Content-Length) and answers every request
-// of a read with one write of `HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n` x n.
-// This process (the clients) is pinned to core 0 (`taskset -a -p -c 0`).
+// Three engines send the same 380-byte SSP POST (Content-Type, x-wv-transactionid,
+// x-wv-sessionid, Content-Length) to the SAME server: WireClient with default
+// options, WireClient with busyPollMicros (--busy-poll: after its I/O the event loop
+// polls instead of sleeping, src/wire/busy-poll.ts), and undici's Client. The server
+// is a minimal raw net server in a CHILD process, which finds request boundaries
+// with indexOf (head end, Content-Length) and answers every request of a read with
+// one write of `HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n` x n. This process
+// (the clients) is pinned to core 0 (`taskset -a -p -c 0`). Placements:
+//   cross  the server pinned to core 1: load and server on different cores (the
+//          suite's figure). Every round trip pays the wake-up of a sleeping process
+//          on the other CPU (bench/wake-floor.mjs measures that floor).
+//   same   the server pinned to core 0 as well: no cross-CPU wake-up, every engine
+//          bound by the CPU it (and the server, on its behalf) spends per request.
 //
 // Load: closed loop, `window` requests outstanding per engine (default 2 x depth,
 // so the pipeline never runs dry), one connection each. Latency: every request's
@@ -112,9 +120,9 @@ const hasTaskset = (() => {
   try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); return true } catch { return false }
 })()
 
-function startServer () {
+function startServer (core) {
   const cmd = hasTaskset ? 'taskset' : process.execPath
-  const args = hasTaskset ? ['-c', '1', process.execPath, self, '--server'] : [self, '--server']
+  const args = hasTaskset ? ['-c', core, process.execPath, self, '--server'] : [self, '--server']
   const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('error', reject)
@@ -147,16 +155,20 @@ async function main () {
   const secs = opt('secs', 2)
   const depth = opt('depth', 16)
   const window = opt('window', depth * 2)
+  const busyPoll = opt('busy-poll', 200)
   const body = sspBody(opt('body', 380))
   const CT = 'application/vnd.wv.ssp+xml'
+  const placementNames = String(argv.includes('--placement') ? argv[argv.indexOf('--placement') + 1] : 'cross,same').split(',')
+  // cross: server child on core 1, clients on core 0 (the suite's rule: load and server on
+  // different cores). same: the server child on core 0 too: no cross-CPU wake-ups, so
+  // every engine is bound by the CPU it and its share of the server spend per request.
+  const PLACEMENTS = { cross: { serverCore: '1', label: 'server on core 1, clients on core 0' }, same: { serverCore: '0', label: 'server and clients on core 0' } }
 
   if (hasTaskset) {
     try { execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' }) } catch {}
   }
-  const { child, port } = await startServer()
-  const origin = `http://127.0.0.1:${port}`
 
-  // ---- one engine = { name, start(onDone), issue(tid) }; both complete in order.
+  // ---- one engine = { name, start(onDone), issue(tid) }; all complete in order.
   const MASK = 65535
   const starts = new Float64Array(MASK + 1)
 
@@ -211,98 +223,136 @@ async function main () {
     return r
   }
 
-  // ---- ours
-  const wire = new WireClient(`${origin}/ssp`, { pipelineDepth: depth, maxQueued: window * 2 })
-  let oursRunner
-  const oursCb = (err) => oursRunner.complete(err)
-  oursRunner = makeRunner('ssp-transport WireClient', (tid) => { wire.write(body, tid, 'S42', false, oursCb) })
-
-  // ---- undici
-  const undici = new Client(origin, { pipelining: depth, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000 })
-  let undiciRunner
-  const handler = {
-    onConnect () {},
-    onHeaders () { return true },
-    onData () { return true },
-    onComplete () { undiciRunner.complete(null) },
-    onError (err) { undiciRunner.complete(err) }
-  }
-  const hdrs = ['content-type', CT, 'x-wv-transactionid', '', 'x-wv-sessionid', 'S42']
-  undiciRunner = makeRunner(`undici ${(await import('undici/package.json', { with: { type: 'json' } })).default.version} Client`, (tid) => {
-    const h = hdrs.slice()
-    h[3] = tid
-    undici.dispatch({ origin, path: '/ssp', method: 'POST', headers: h, body, blocking: false, idempotent: true }, handler)
-  })
-
-  const engines = [oursRunner, undiciRunner]
-  // warm-up (JIT, connections)
-  for (const e of engines) await e.run(Math.min(1000, secs * 500))
-  await serverStats(child)
-
-  const perRound = []
-  for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? engines : [...engines].reverse()
-    const row = {}
-    for (const e of order) {
-      const res = await e.run(secs * 1000)
-      const s = await serverStats(child)
-      row[e.name] = {
-        reqPerSec: Math.round(res.reqs / res.secs),
-        p50us: res.hist.getValueAtPercentile(50),
-        p99us: res.hist.getValueAtPercentile(99),
-        p999us: res.hist.getValueAtPercentile(99.9),
-        maxUs: res.hist.maxValue,
-        clientCpuUsPerReq: +res.cpuUsPerReq.toFixed(2),
-        errors: res.errors,
-        serverRequests: s.requests,
-        serverRequestsPerRead: +(s.requests / Math.max(1, s.reads)).toFixed(2),
-        serverMaxPerRead: s.maxPerRead
-      }
-    }
-    perRound.push(row)
-    const o = row[oursRunner.name]
-    const u = row[undiciRunner.name]
-    console.error(`round ${round + 1}/${rounds}: ours ${o.reqPerSec} req/s p99 ${o.p99us} us ${o.clientCpuUsPerReq} cpu-us/req | undici ${u.reqPerSec} req/s p99 ${u.p99us} us ${u.clientCpuUsPerReq} cpu-us/req`)
-  }
-
+  const undiciVersion = (await import('undici/package.json', { with: { type: 'json' } })).default.version
+  const OURS = 'ssp-transport WireClient'
+  const OURS_POLL = `ssp-transport WireClient, busyPollMicros ${busyPoll}`
+  const UNDICI = `undici ${undiciVersion} Client`
   const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
-  const summary = engines.map((e) => ({
-    engine: e.name,
-    reqPerSec: Math.round(median(perRound.map((r) => r[e.name].reqPerSec))),
-    p50us: median(perRound.map((r) => r[e.name].p50us)),
-    p99us: median(perRound.map((r) => r[e.name].p99us)),
-    clientCpuUsPerReq: median(perRound.map((r) => r[e.name].clientCpuUsPerReq)),
-    errors: perRound.reduce((a, r) => a + r[e.name].errors, 0),
-    serverRequestsPerRead: median(perRound.map((r) => r[e.name].serverRequestsPerRead))
-  }))
-  const ratio = median(perRound.map((r) => r[oursRunner.name].reqPerSec / r[undiciRunner.name].reqPerSec))
-  const p99Ratio = median(perRound.map((r) => r[oursRunner.name].p99us / r[undiciRunner.name].p99us))
 
-  console.log(`\nPipelined SSP POSTs (${body.length}-byte body), depth ${depth}, ${window} outstanding, 1 connection, ${rounds} x ${secs} s per engine`)
-  console.log(`client on core 0, server child on core 1: ${hasTaskset ? 'yes (taskset)' : 'no (taskset unavailable or 1 CPU)'}; node ${process.version}; ${os.cpus()[0]?.model ?? ''}`)
-  console.log('')
-  console.log('engine                          req/s     p50 us   p99 us   client CPU us/req   reqs/read (server)')
-  for (const s of summary) {
-    console.log(`${s.engine.padEnd(30)} ${String(s.reqPerSec).padStart(8)} ${String(s.p50us).padStart(9)} ${String(s.p99us).padStart(8)} ${String(s.clientCpuUsPerReq).padStart(19)}   ${s.serverRequestsPerRead}`)
+  async function measurePlacement (placement) {
+    const { child, port } = await startServer(PLACEMENTS[placement].serverCore)
+    const origin = `http://127.0.0.1:${port}`
+    // ---- ours, default options and with busy polling
+    const wire = new WireClient(`${origin}/ssp`, { pipelineDepth: depth, maxQueued: window * 2 })
+    const wirePoll = new WireClient(`${origin}/ssp`, { pipelineDepth: depth, maxQueued: window * 2, busyPollMicros: busyPoll })
+    let oursRunner
+    let pollRunner
+    const oursCb = (err) => oursRunner.complete(err)
+    const pollCb = (err) => pollRunner.complete(err)
+    oursRunner = makeRunner(OURS, (tid) => { wire.write(body, tid, 'S42', false, oursCb) })
+    pollRunner = makeRunner(OURS_POLL, (tid) => { wirePoll.write(body, tid, 'S42', false, pollCb) })
+
+    // ---- undici
+    const undici = new Client(origin, { pipelining: depth, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000 })
+    let undiciRunner
+    const handler = {
+      onConnect () {},
+      onHeaders () { return true },
+      onData () { return true },
+      onComplete () { undiciRunner.complete(null) },
+      onError (err) { undiciRunner.complete(err) }
+    }
+    const hdrs = ['content-type', CT, 'x-wv-transactionid', '', 'x-wv-sessionid', 'S42']
+    undiciRunner = makeRunner(UNDICI, (tid) => {
+      const h = hdrs.slice()
+      h[3] = tid
+      undici.dispatch({ origin, path: '/ssp', method: 'POST', headers: h, body, blocking: false, idempotent: true }, handler)
+    })
+
+    const engines = [oursRunner, pollRunner, undiciRunner]
+    // warm-up (JIT, connections)
+    for (const e of engines) await e.run(Math.min(1000, secs * 500))
+    await serverStats(child)
+
+    const perRound = []
+    for (let round = 0; round < rounds; round++) {
+      // every engine once per round, order rotated per round
+      const k = round % engines.length
+      let order = [...engines.slice(k), ...engines.slice(0, k)]
+      if (round % 2 === 1) order = order.reverse()
+      const row = {}
+      for (const e of order) {
+        const res = await e.run(secs * 1000)
+        const s = await serverStats(child)
+        row[e.name] = {
+          reqPerSec: Math.round(res.reqs / res.secs),
+          p50us: res.hist.getValueAtPercentile(50),
+          p99us: res.hist.getValueAtPercentile(99),
+          p999us: res.hist.getValueAtPercentile(99.9),
+          maxUs: res.hist.maxValue,
+          clientCpuUsPerReq: +res.cpuUsPerReq.toFixed(2),
+          errors: res.errors,
+          serverRequests: s.requests,
+          serverRequestsPerRead: +(s.requests / Math.max(1, s.reads)).toFixed(2),
+          serverMaxPerRead: s.maxPerRead
+        }
+      }
+      perRound.push(row)
+      const f = (n) => `${row[n].reqPerSec} req/s p99 ${row[n].p99us} us ${row[n].clientCpuUsPerReq} cpu-us/req`
+      console.error(`${placement} round ${round + 1}/${rounds}: ours ${f(OURS)} | ours+poll ${f(OURS_POLL)} | undici ${f(UNDICI)}`)
+    }
+
+    const summary = engines.map((e) => ({
+      engine: e.name,
+      reqPerSec: Math.round(median(perRound.map((r) => r[e.name].reqPerSec))),
+      p50us: median(perRound.map((r) => r[e.name].p50us)),
+      p99us: median(perRound.map((r) => r[e.name].p99us)),
+      clientCpuUsPerReq: median(perRound.map((r) => r[e.name].clientCpuUsPerReq)),
+      errors: perRound.reduce((a, r) => a + r[e.name].errors, 0),
+      serverRequestsPerRead: median(perRound.map((r) => r[e.name].serverRequestsPerRead))
+    }))
+    const ratioOf = (name, field) => +median(perRound.map((r) => r[name][field] / r[UNDICI][field])).toFixed(2)
+    const result = {
+      placement,
+      label: PLACEMENTS[placement].label,
+      summary,
+      ratio: ratioOf(OURS, 'reqPerSec'),
+      p99Ratio: ratioOf(OURS, 'p99us'),
+      pollRatio: ratioOf(OURS_POLL, 'reqPerSec'),
+      pollP99Ratio: ratioOf(OURS_POLL, 'p99us'),
+      rounds: perRound
+    }
+    await wire.close()
+    await wirePoll.close()
+    await undici.close()
+    child.send('exit')
+    return result
   }
-  console.log(`\nratio ours/undici req/s (median of rounds): ${ratio.toFixed(2)}x   p99 ours/undici: ${p99Ratio.toFixed(2)}`)
 
+  const placements = {}
+  for (const p of placementNames) {
+    if (PLACEMENTS[p] === undefined) throw new Error(`unknown placement ${p} (cross, same)`)
+    placements[p] = await measurePlacement(p)
+  }
+
+  console.log(`\nPipelined SSP POSTs (${body.length}-byte body), depth ${depth}, ${window} outstanding, 1 connection per engine, ${rounds} x ${secs} s per engine and placement`)
+  console.log(`pinning: ${hasTaskset ? 'taskset' : 'none (taskset unavailable or 1 CPU)'}; node ${process.version}; ${os.cpus()[0]?.model ?? ''}`)
+  for (const r of Object.values(placements)) {
+    console.log(`\n${r.placement}: ${r.label}`)
+    console.log('engine                                        req/s     p50 us   p99 us   client CPU us/req   reqs/read (server)')
+    for (const s of r.summary) {
+      console.log(`${s.engine.padEnd(44)} ${String(s.reqPerSec).padStart(8)} ${String(s.p50us).padStart(9)} ${String(s.p99us).padStart(8)} ${String(s.clientCpuUsPerReq).padStart(19)}   ${s.serverRequestsPerRead}`)
+    }
+    console.log(`ratio ours/undici req/s (median of rounds): ${r.ratio}x (with busy polling ${r.pollRatio}x)   p99 ours/undici: ${r.p99Ratio} (${r.pollP99Ratio})`)
+  }
+
+  // The suite's figure is the cross-core placement (load and server on different cores).
+  const main = placements.cross ?? Object.values(placements)[0]
   mkdirSync(join(here, 'results'), { recursive: true })
   writeFileSync(join(here, 'results', 'client.json'), JSON.stringify({
     date: new Date().toISOString(),
     node: process.version,
     cpu: os.cpus()[0]?.model,
     pinned: hasTaskset,
-    config: { rounds, secs, depth, window, bodyBytes: body.length },
-    summary,
-    ratio,
-    p99Ratio,
-    rounds: perRound
+    config: { rounds, secs, depth, window, bodyBytes: body.length, busyPollMicros: busyPoll },
+    placement: main.placement,
+    summary: main.summary,
+    ratio: main.ratio,
+    p99Ratio: main.p99Ratio,
+    pollRatio: main.pollRatio,
+    pollP99Ratio: main.pollP99Ratio,
+    placements
   }, null, 2) + '\n')
-
-  await wire.close()
-  await undici.close()
-  child.send('exit')
 }
 
 if (argv.includes('--server')) serve()

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The machine's round-trip floor: how long one request batch and its answer
 // take between two Node processes over loopback TCP when neither does any
-// work. Every pipelined benchmark with a fixed depth is bounded by it:
-// at most `depth` requests complete per round trip, so
+// work and both sleep while waiting. An exchange that sends one batch of
+// `depth` requests per round trip and sleeps in between completes at most
 //
-//     ceiling (req/s) = depth / round-trip floor
+//     depth / round-trip floor   requests per second
 //
+// (keeping a process awake, by busy polling or by streaming one write per
+// request, gets past it).
 // An end-to-end SSP transaction (A's request to B, B's answer POSTed back to
 // A) is one such round trip on its critical path (two one-way hops; the
 // dummy 200s travel beside it), so its ceiling is the same depth / floor.
@@ -156,7 +158,7 @@ async function main () {
   console.log('placement               size                                              µs/round trip')
   for (const c of cells) console.log(`${c.placement.padEnd(23)} ${c.size.padEnd(49)} ${String(c.rttUs).padStart(8)}`)
   if (ceilings) {
-    console.log(`\nceilings at depth ${depth} from the cross-core batch floor: one pipelined connection ${ceilings.pipelineReqPerSec} req/s; end-to-end (one round trip per transaction) ${ceilings.e2eTxPerSec} tx/s`)
+    console.log(`\none batch per sleeping round trip at depth ${depth} (cross-core batch floor): ${ceilings.pipelineReqPerSec} req/s on one connection; end to end (one round trip per transaction) ${ceilings.e2eTxPerSec} tx/s`)
   }
   mkdirSync(join(here, 'results'), { recursive: true })
   writeFileSync(join(here, 'results', 'wake-floor.json'), JSON.stringify({ machine: machine(), pinned: canPin, params: { rounds, trips, depth }, cells, ceilings }, null, 2) + '\n')

@@ -264,6 +264,24 @@ t.test('Connection: close', async (t) => {
   })
 })
 
+t.test('a handler returning a thenable that settles synchronously: every request answered, in order', async (t) => {
+  let calls = 0
+  const s = await startServer(t, {
+    maxPipelineDepth: 1, // room for one request at a time: each must be settled before the next is handed over
+    onRequest: () => {
+      calls++
+      return { then (resolve: (v: unknown) => void) { resolve(undefined) } }
+    }
+  })
+  const c = await s.connect()
+  c.write(pipeline(20))
+  const answers = await c.waitAnswers(20)
+  t.same(statuses(answers), Array(20).fill(200))
+  t.equal(calls, 20)
+  t.same(s.handled.map((h) => h.tid), tids(0, 20), 'handed over in order')
+  t.equal(s.server.getStats().handlerErrors, 0)
+})
+
 t.test('a client that disconnects mid-pipeline', async (t) => {
   await t.test('in the middle of a request', async (t) => {
     const s = await startServer(t)
@@ -610,6 +628,19 @@ t.test('counters and diagnostics_channel events', async (t) => {
     // a snapshot is a copy
     cs.errors.SSP_ERR_CONTENT_TYPE = 99
     t.equal(spy.conn.stats.errors.SSP_ERR_CONTENT_TYPE, 1)
+  })
+
+  await t.test('a refused request is counted under its error code only, not as incomplete', async (t) => {
+    const s = await startServer(t)
+    const c = await s.connect()
+    // A GET head whose body never arrives: refused (405) at the end of its head, then the connection closes.
+    c.write(Buffer.concat([pipeline(2), Buffer.from('GET /ssp HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nabc')]))
+    await c.waitClose()
+    const spy = spyOf(s)
+    await until(() => spy.conn.closed, 'server side closed')
+    t.same(statuses(c.answers), [200, 200, 405])
+    t.equal(spy.conn.stats.errors.SSP_ERR_METHOD, 1, 'counted as its error')
+    t.equal(spy.conn.stats.incompleteRequests, 0, 'not also as an incomplete request')
   })
 
   await t.test('a connection reset by the peer: one close event', async (t) => {

@@ -62,6 +62,8 @@ export class ServerConnection implements FramerSink {
   private owed = 0
   private closeAfterAcks = false
   private refusal: ErrorCode | undefined = undefined
+  /** A request of this connection was refused (stays set after the refusal is written). */
+  private refused = false
   private redirect: Buffer | undefined = undefined
   private paused = 0
   private closing = false
@@ -175,7 +177,8 @@ export class ServerConnection implements FramerSink {
   private onClose (): void {
     if (this.closed) return
     this.closed = true
-    if (this.framer.inMessage) {
+    // A refused request is counted once, under its error code, not also as incomplete.
+    if (this.framer.inMessage && !this.refused) {
       this.stats.incompleteRequests++
       this.host.stats.incompleteRequests++
     }
@@ -228,6 +231,7 @@ export class ServerConnection implements FramerSink {
     // The refusal keeps its place: it goes out after every earlier answer,
     // including one still held for backpressure.
     this.refusal = code
+    this.refused = true
   }
 
   // ------------------------------------------------------------------ hand-over and answers
@@ -266,7 +270,11 @@ export class ServerConnection implements FramerSink {
       this.asyncHandOver = true
       this.inflight++
       this.host.inflight++
-      r.then(this.settled, (): void => {
+      // Through a native promise: a foreign thenable may call back synchronously,
+      // and settling from inside the parser's callback could resume a parser
+      // (this one or another connection's) while llhttp is running.
+      // Promise.resolve returns a native promise itself, at no cost.
+      Promise.resolve(r).then(this.settled, (): void => {
         this.stats.handlerErrors++
         this.host.stats.handlerErrors++
         this.settled()

@@ -8,7 +8,8 @@
 //            --busy-poll 200  busyPollMicros of the ours-poll engine (both nodes)
 //            --dist DIR  "ours" from another build (a patched copy of dist/), to evaluate a source change
 //            --out FILE  write the JSON there instead of bench/results/ (for experiments)
-//            --profile   afterwards, run ours at depth 16 with node B under --cpu-prof and print
+//            --profile   afterwards, run ours (--profile-engine ours-poll: with busy polling) at depth 16
+//                        with node B under --cpu-prof and print
 //                        B's top self-time functions (bench/results/prof-e2e/)
 //
 // One transaction: A POSTs a SendMessageRequest (380 B) with x-wv-transactionid and
@@ -481,7 +482,7 @@ async function profileB (depth, secs, warmup, body) {
   const dir = join(here, 'results', 'prof-e2e')
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
-  const r = await oneRun({ engine: 'ours', depth, proto: 'http', secs: Math.max(secs, 3), warmup, body, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100'] })
+  const r = await oneRun({ engine: String(opt('profile-engine', 'ours')), depth, proto: 'http', secs: Math.max(secs, 3), warmup, body, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100'] })
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
   if (file === undefined) return null
   const prof = JSON.parse(readFileSync(join(dir, file), 'utf8'))
@@ -507,7 +508,7 @@ async function profileB (depth, secs, warmup, body) {
   const tx = Math.max(1, r.transactions)
   const top = [...selfT.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((x, y) => y[1] - x[1]).slice(0, 30)
     .map(([fn, us]) => ({ fn, pctOfBusy: Math.round((us / Math.max(1, busy)) * 1000) / 10, usPerTx: Math.round((us / tx) * 100) / 100 }))
-  console.log(`\nprofile of node B (ours, depth ${depth}, ${r.tps} tps under --cpu-prof; busy ${(busy / Math.max(1, total) * 100).toFixed(0)}% of the window, ${(busy / tx).toFixed(1)} us/tx sampled; bench/results/prof-e2e/${file}):`)
+  console.log(`\nprofile of node B (${String(opt('profile-engine', 'ours'))}, depth ${depth}, ${r.tps} tps under --cpu-prof; busy ${(busy / Math.max(1, total) * 100).toFixed(0)}% of the window, ${(busy / tx).toFixed(1)} us/tx sampled; bench/results/prof-e2e/${file}):`)
   console.log('  % busy   us/tx   function')
   for (const x of top) console.log(`${String(x.pctOfBusy).padStart(7)}% ${String(x.usPerTx).padStart(7)}   ${x.fn}`)
   return { depth, tpsUnderProfiler: r.tps, windowUs: r.bWindowUs, transactions: r.transactions, busyShare: +(busy / Math.max(1, total)).toFixed(2), sampledUsPerTx: +(busy / tx).toFixed(2), file: join('bench/results/prof-e2e', file), top }

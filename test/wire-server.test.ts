@@ -270,7 +270,9 @@ t.test('a handler returning a thenable that settles synchronously: every request
     maxPipelineDepth: 1, // room for one request at a time: each must be settled before the next is handed over
     onRequest: () => {
       calls++
-      return { then (resolve: (v: unknown) => void) { resolve(undefined) } }
+      // Not a Promise: a bare thenable whose then() calls back at once.
+      const thenable = { then (resolve: (v: unknown) => void): void { resolve(undefined) } }
+      return thenable as unknown as PromiseLike<unknown>
     }
   })
   const c = await s.connect()

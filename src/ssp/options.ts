@@ -1,6 +1,6 @@
 /** Options of an SSP node, with defaults. The README's node option table follows this file. */
 import { createError } from '../errors.js'
-import { isBusyPollMicros, MAX_BUSY_POLL_MICROS } from '../wire/busy-poll.js'
+import { busyPollOption } from '../wire/busy-poll.js'
 import type { WireClientOptions } from '../wire/client.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import type { Posture, TlsServerOptions, WireServerOptions } from '../wire/server-options.js'
@@ -118,7 +118,5 @@ export function checkNodeOptions (o: SspNodeOptions): void {
     const v = o[k]
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a non-negative integer` })
   }
-  if (o.busyPollMicros !== undefined && !isBusyPollMicros(o.busyPollMicros)) {
-    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}` })
-  }
+  busyPollOption(o.busyPollMicros)
 }

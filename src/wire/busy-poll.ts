@@ -24,6 +24,7 @@
  * other work could use.
  */
 import { performance } from 'node:perf_hooks'
+import { createError } from '../errors.js'
 
 /** Upper bound of the option (1 s): beyond that it is no longer a "short window". */
 export const MAX_BUSY_POLL_MICROS = 1_000_000
@@ -58,7 +59,16 @@ export function busyPollTurns (): number {
   return turns
 }
 
-/** Validate the option: an integer from 0 to MAX_BUSY_POLL_MICROS. */
+/** Is `v` a valid `busyPollMicros`: an integer from 0 to MAX_BUSY_POLL_MICROS? */
 export function isBusyPollMicros (v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_BUSY_POLL_MICROS
+}
+
+/** The option as given (0 when absent), or SSP_ERR_INVALID_ARGUMENT. One check for every place that takes it. */
+export function busyPollOption (v: unknown): number {
+  if (v === undefined) return 0
+  if (!isBusyPollMicros(v)) {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}, got ${String(v)}` })
+  }
+  return v
 }

@@ -31,7 +31,7 @@ import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from './header-bytes.js'
-import { isBusyPollMicros, MAX_BUSY_POLL_MICROS, pollAfterIo } from './busy-poll.js'
+import { busyPollOption, pollAfterIo } from './busy-poll.js'
 import { isRedirectStatus, ResponseFramer, type ResponseSink } from './response-framer.js'
 
 export interface WireClientOptions {
@@ -330,10 +330,7 @@ export class WireClient extends EventEmitter {
     this.maxReconnectDelay = posInt('maxReconnectDelay', options.maxReconnectDelay, 10_000, 0)
     this.maxReconnectAttempts = posInt('maxReconnectAttempts', options.maxReconnectAttempts, 10, 0)
     this.closeTimeout = posInt('closeTimeout', options.closeTimeout, 10_000, 0)
-    if (options.busyPollMicros !== undefined && !isBusyPollMicros(options.busyPollMicros)) {
-      throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}` })
-    }
-    this.busyPollMicros = options.busyPollMicros ?? 0
+    this.busyPollMicros = busyPollOption(options.busyPollMicros)
     this.limits = {
       maxResponseHeaderBytes: posInt('maxResponseHeaderBytes', options.maxResponseHeaderBytes, 16 * 1024, 64),
       maxResponseBodyBytes: posInt('maxResponseBodyBytes', options.maxResponseBodyBytes, 1024 * 1024, 0)

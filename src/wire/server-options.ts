@@ -3,7 +3,7 @@
  * is written from this file; keep them together.
  */
 import { createError } from '../errors.js'
-import { isBusyPollMicros, MAX_BUSY_POLL_MICROS } from './busy-poll.js'
+import { busyPollOption } from './busy-poll.js'
 import type { SspRequest } from './request.js'
 import type { ServerConnection } from './server-connection.js'
 
@@ -94,8 +94,7 @@ export function resolveServerOptions (o: WireServerOptions = {}): ResolvedServer
       if (v !== 'strict' && v !== 'interop') throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `posture must be 'strict' or 'interop', got ${String(v)}` })
       r.posture = v
     } else if (key === 'busyPollMicros') {
-      if (!isBusyPollMicros(v)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `busyPollMicros must be an integer from 0 to ${MAX_BUSY_POLL_MICROS}, got ${String(v)}` })
-      r.busyPollMicros = v
+      r.busyPollMicros = busyPollOption(v)
     } else {
       if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
         throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${key} must be a positive integer, got ${String(v)}` })

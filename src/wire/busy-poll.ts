@@ -18,7 +18,9 @@
  * makes libuv poll with a zero timeout on every loop turn (timers, I/O and the
  * application run as usual in between). The first turn after the deadline
  * stops. So the cost is bounded: at most one core while traffic flows, and
- * nothing once the engine has had no I/O for `window` µs.
+ * nothing once the engine has had no I/O for `window` µs. The spinner is shared
+ * by everything in the process: when servers or clients with different windows
+ * see I/O, the latest deadline wins (a window never shortens another's).
  *
  * Off (0) by default: on an idle-heavy or CPU-bound machine the window is CPU
  * other work could use.

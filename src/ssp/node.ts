@@ -87,6 +87,8 @@ export interface NodeStats {
   /** Set-up messages or session traffic refused because the peer's certificate does not name the peer (mutual TLS). */
   peerIdentityRefused: number
   setupFailures: number
+  /** Set-ups started again after their POST was cut off (see `setupRetries`). */
+  setupRetries: number
   /** Bytes on every connection of this node, both directions (POSTs and 200s, in and out). */
   bytesIn: number
   bytesOut: number
@@ -149,7 +151,7 @@ export class SspNode extends EventEmitter {
   private readonly c = {
     sent: 0, answered: 0, failed: 0, timedOut: 0, resent: 0, lateAnswers: 0,
     incomingRequests: 0, incomingNotifications: 0, duplicates: 0, answersSent: 0, answerFailures: 0,
-    handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, peerIdentityRefused: 0, setupFailures: 0
+    handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, peerIdentityRefused: 0, setupFailures: 0, setupRetries: 0
   }
 
   private readonly interopCounts: Record<string, number> = {}
@@ -588,12 +590,33 @@ export class SspNode extends EventEmitter {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxWaitingPerPeer transactions wait for the session` }))
     }
     const wait = new Promise<Session>((resolve, reject) => peer.waiting.push({ resolve, reject }))
-    if (peer.waiting.length === 1) {
-      this.setup.initiate(peer).then((session) => {
-        for (const w of peer.waiting.splice(0)) w.resolve(session)
-      }, (err: Error) => this.failWaiting(peer, err))
-    }
+    if (peer.waiting.length === 1) this.startSetup(peer, 0)
     return wait
+  }
+
+  /**
+   * Set up the session the requests in `peer.waiting` wait for. A set-up whose POST
+   * was cut off before its 200 (the connection died: nothing says whether the peer
+   * saw it) starts again from step 1, up to `setupRetries` times; any other failure,
+   * or the last one, fails the waiting requests.
+   */
+  private startSetup (peer: Peer, attempt: number): void {
+    this.setup.initiate(peer).then((session) => {
+      for (const w of peer.waiting.splice(0)) w.resolve(session)
+    }, (err: SspError) => {
+      const retries = this.o.setupRetries ?? NODE_DEFAULTS.setupRetries
+      if (isSspError(err) && err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < retries && this.closing === undefined && peer.waiting.length > 0) {
+        this.c.setupRetries++
+        const delay = Math.min(1000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)
+        setTimeout(() => {
+          // The node closed meanwhile (its close failed the waiting requests), or nobody waits any more.
+          if (this.closing !== undefined || peer.waiting.length === 0) return
+          this.startSetup(peer, attempt + 1)
+        }, delay)
+        return
+      }
+      this.failWaiting(peer, err)
+    })
   }
 
   private failWaiting (peer: Peer, err: Error): void {
@@ -647,7 +670,7 @@ export class SspNode extends EventEmitter {
     this.c.setupFailures++
     if (chSetupError.hasSubscribers) chSetupError.publish({ node: this, peer: peer.domain, role, error: err })
     this.emit('setupError', { peer: peer.domain, role, error: err })
-    if (role === Role.REQUESTOR) this.failWaiting(peer, err)
+    // The requests waiting for a set-up we initiated are failed (or the set-up retried) by startSetup.
     // Close what the failed set-up opened, unless a live session uses it.
     if (clients !== undefined && peer.requestor === undefined && peer.provider === undefined) {
       for (const c of clients) { c.destroy(); this.orphanClients.delete(c) }

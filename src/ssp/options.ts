@@ -61,6 +61,12 @@ export interface SspNodeOptions {
   timeToLive?: number
   /** Set-up must finish within this many ms. Default 10,000. */
   setupTimeout?: number
+  /**
+   * A set-up we initiated whose POST was cut off before its 200 (SSP_ERR_UNACKNOWLEDGED:
+   * the connection died) is started again, from step 1 on a new connection, this many
+   * times (jittered backoff from 100 ms) before the requests waiting for it fail. Default 2.
+   */
+  setupRetries?: number
   /** A transaction fails with SSP_ERR_TRANSACTION_TIMEOUT after this many ms without its response half. Default 30,000. */
   transactionTimeout?: number
   /** Our transactions in flight per peer. Default 10,000. */
@@ -94,6 +100,7 @@ export const NODE_DEFAULTS = {
   pairs: 1,
   timeToLive: 3600,
   setupTimeout: 10_000,
+  setupRetries: 2,
   transactionTimeout: 30_000,
   maxPendingPerPeer: 10_000,
   maxPendingBytesPerPeer: 64 * 1024 * 1024,
@@ -114,7 +121,7 @@ export function checkNodeOptions (o: SspNodeOptions): void {
     const v = o[k]
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a positive integer` })
   }
-  for (const k of ['maxResends', 'dedupeWindow'] as const) {
+  for (const k of ['maxResends', 'dedupeWindow', 'setupRetries'] as const) {
     const v = o[k]
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a non-negative integer` })
   }

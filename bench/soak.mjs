@@ -44,7 +44,7 @@ const proxySrc = readFileSync(join(root, 'test/helpers/fault-proxy.ts'), 'utf8')
 const js = ts.transpileModule(proxySrc, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText
 const tmp = mkdtempSync(join(tmpdir(), 'ssp-soak-'))
 writeFileSync(join(tmp, 'fault-proxy.mjs'), js)
-const { startFaultProxy } = await import(pathToFileURL(join(tmp, 'fault-proxy.mjs')).href)
+const { startFaultProxy, startFaults, killingLink } = await import(pathToFileURL(join(tmp, 'fault-proxy.mjs')).href)
 rmSync(tmp, { recursive: true, force: true })
 const { SspNode } = await import(pathToFileURL(join(root, 'dist/index.js')).href)
 
@@ -78,20 +78,7 @@ a.addPeer('b.example', toB.url())
 b.addPeer('a.example', toA.url())
 await a.request('b.example', '<q id="warm-a"/>')
 await b.request('a.example', '<q id="warm-b"/>')
-const faults = {
-  killProbability: 1,
-  killAfterBytes: [KILL_MIN, KILL_MAX],
-  delayProbability: 0.2,
-  maxDelayMs: 2,
-  splitProbability: 0.1,
-  maxPiece: 8,
-  stallProbability: 0.002,
-  maxStallMs: 20
-}
-toB.setFaults(faults)
-toA.setFaults(faults)
-toB.killAll()
-toA.killAll()
+startFaults([toB, toA], killingLink([KILL_MIN, KILL_MAX]))
 const killsBefore = toA.kills + toB.kills
 const kills = () => toA.kills + toB.kills - killsBefore
 

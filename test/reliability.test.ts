@@ -18,7 +18,7 @@ import t from 'tap'
 import { isSspError } from '../src/errors.js'
 import { SspNode, type Answer } from '../src/ssp/node.js'
 import type { IncomingTransaction } from '../src/ssp/options.js'
-import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js'
+import { killingLink, startFaultProxy, startFaults, type FaultProxy } from './helpers/fault-proxy.js'
 
 const TARGET_TX = Number(process.env.SSP_RELIABILITY_TX ?? 20_000)
 const TARGET_KILLS = Number(process.env.SSP_RELIABILITY_KILLS ?? 200)
@@ -85,21 +85,8 @@ t.test('20,000 transactions through killing proxies: none lost, none duplicated'
   // Sessions both ways come up without faults; the faults start with the traffic.
   await a.request('b.example', '<q id="warm-a"/>')
   await b.request('a.example', '<q id="warm-b"/>')
-  const faults = {
-    killProbability: 1,
-    killAfterBytes: [1, 50_000] as [number, number],
-    delayProbability: 0.2,
-    maxDelayMs: 2,
-    splitProbability: 0.1,
-    maxPiece: 8,
-    stallProbability: 0.002,
-    maxStallMs: 20
-  }
-  toB.setFaults(faults)
-  toA.setFaults(faults)
-  // The connections opened for the warm-up have no faults: cut them so the new ones do.
-  toB.killAll()
-  toA.killAll()
+  // The connections opened for the warm-up have no faults: startFaults cuts them so the new ones do.
+  startFaults([toB, toA], killingLink([1, 50_000]))
   const killsBefore = toA.kills + toB.kills
 
   let issued = 0
@@ -207,11 +194,7 @@ t.test('a link that cuts nearly every connection within 3 KB: every request ends
   b.addPeer('a.example', toA.url())
   await a.request('b.example', '<q id="warm-a"/>')
   await b.request('a.example', '<q id="warm-b"/>')
-  const harsh = { killProbability: 1, killAfterBytes: [1, 3000] as [number, number], splitProbability: 0.2, maxPiece: 4, delayProbability: 0.2, maxDelayMs: 3 }
-  toB.setFaults(harsh)
-  toA.setFaults(harsh)
-  toB.killAll()
-  toA.killAll()
+  startFaults([toB, toA], { killProbability: 1, killAfterBytes: [1, 3000], splitProbability: 0.2, maxPiece: 4, delayProbability: 0.2, maxDelayMs: 3 })
 
   const TOTAL = 120
   const settled = new Map<string, string>()

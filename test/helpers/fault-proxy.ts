@@ -56,6 +56,33 @@ export const NO_FAULTS: Faults = {
   resetProbability: 0.5
 }
 
+/**
+ * The reliability profile of test/reliability.test.ts and bench/soak.mjs: every
+ * connection killed after a random number of bytes in `killAfterBytes`, 20 % of
+ * connections delayed, 10 % split down to 8-byte pieces, 0.2 % of reads stalled.
+ */
+export function killingLink (killAfterBytes: [number, number]): Partial<Faults> {
+  return {
+    killProbability: 1,
+    killAfterBytes,
+    delayProbability: 0.2,
+    maxDelayMs: 2,
+    splitProbability: 0.1,
+    maxPiece: 8,
+    stallProbability: 0.002,
+    maxStallMs: 20
+  }
+}
+
+/**
+ * Give every proxy `faults` and cut the connections they carry now (opened for a
+ * fault-free warm-up), so that every connection from here on draws the faults.
+ */
+export function startFaults (proxies: Array<{ setFaults: (f: Partial<Faults>) => void, killAll: () => number }>, faults: Partial<Faults>): void {
+  for (const p of proxies) p.setFaults(faults)
+  for (const p of proxies) p.killAll()
+}
+
 export interface FaultProxyOptions {
   /** Where to forward: `http://host:port/...` or `{ host, port }`. */
   target: string | { host: string, port: number }

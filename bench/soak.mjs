@@ -60,7 +60,7 @@ function makeNode (domain, seen) {
     client: { reconnectDelay: 2, maxReconnectDelay: 50, maxReconnectAttempts: 1000, closeTimeout: 2_000 },
     server: { timerResolution: 50 },
     handler: async (tx) => {
-      const body = tx.body.toString('utf8')
+      const body = tx.primitive.toString('utf8')
       const id = /^<q id="([^"]+)"\/>$/.exec(body)?.[1] ?? `malformed:${body}`
       seen.set(id, (seen.get(id) ?? 0) + 1)
       if ((id.charCodeAt(id.length - 1) & 3) === 0) await new Promise((resolve) => setImmediate(resolve))
@@ -103,7 +103,7 @@ async function worker () {
       const ans = await (fromA ? a : b).request(fromA ? 'b.example' : 'a.example', `<q id="${id}"/>`)
       resolved++
       rtt.push(performance.now() - t0)
-      if (ans.body.toString('utf8') !== `<r id="${id}"/>`) wrong.push(id)
+      if (ans.primitive.toString('utf8') !== `<r id="${id}"/>`) wrong.push(id)
     } catch (err) {
       failures.push(`${id}: ${err.code ?? err.message}`)
     }

@@ -51,6 +51,7 @@ export const ERRORS = {
   SSP_ERR_NODE_CLOSED: { status: 0, message: 'node closed' },
   SSP_ERR_PEER_LIMIT: { status: 0, message: 'per-peer limit reached' },
   SSP_ERR_XML: { status: 0, message: 'SSP message is not well-formed' },
+  SSP_ERR_ENVELOPE_MISMATCH: { status: 0, message: 'the ids in the message body differ from its x-wv-* headers' },
   SSP_ERR_PEER_IDENTITY: { status: 0, message: 'peer certificate does not match the domain it claims' }
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -93,7 +93,7 @@ t.test('two SspNodes with busyPollMicros: every transaction answered, the spinne
   const n = 300
   const bodies = Array.from({ length: n }, (_, i) => `<m i="${i}"/>`)
   const answers = await Promise.all(bodies.map((b) => a.request('b.example', b)))
-  t.same(answers.map((x) => x.body.toString('utf8')), bodies, 'each answer is its own request echoed, in order of the calls')
+  t.same(answers.map((x) => x.primitive.toString('utf8')), bodies, 'each answer is its own request echoed, in order of the calls')
   t.ok(busyPollTurns() > before, 'the nodes polled')
   await a.close()
   await spinnerStopped()

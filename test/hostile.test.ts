@@ -411,7 +411,7 @@ async function nodePair (t: Teardown, ao: Partial<SspNodeOptions>, bo: Partial<S
 
 t.test('thousands of sessions from one peer: sessions stay bounded and the newest works', async (t) => {
   let handled = 0
-  const { a, b } = await nodePair(t, { handler: (tx: IncomingTransaction) => { handled++; return tx.body } }, {})
+  const { a, b } = await nodePair(t, { handler: (tx: IncomingTransaction) => { handled++; return tx.primitive } }, {})
   const ended: string[] = []
   a.on('sessionEnd', (e: { reason: string }) => ended.push(e.reason))
   const rounds = Number(process.env.SSP_HOSTILE_SESSIONS ?? 1000)
@@ -425,7 +425,7 @@ t.test('thousands of sessions from one peer: sessions stay bounded and the newes
     maxConns = Math.max(maxConns, st.wire[0]!.connectionsOpen)
   }
   const answer = await b.request('a.example', '<last/>')
-  t.equal(answer.body.toString(), '<last/>', 'the session set up last carries traffic')
+  t.equal(answer.primitive.toString(), '<last/>', 'the session set up last carries traffic')
   t.equal(handled, 1, 'handled once')
   t.ok(maxSessions <= 2, `A never held more than its two per-peer sessions (max ${maxSessions})`)
   t.equal(a.getStats().sessions, 1, 'one session with B at the end')
@@ -436,12 +436,12 @@ t.test('thousands of sessions from one peer: sessions stay bounded and the newes
 t.test('pending transactions per peer: beyond maxPendingPerPeer, SSP_ERR_PEER_LIMIT; the limit frees up', async (t) => {
   const release: Array<() => void> = []
   const { a } = await nodePair(t, { maxPendingPerPeer: 5 }, {
-    handler: (tx: IncomingTransaction) => new Promise<Buffer>((resolve) => release.push(() => resolve(tx.body)))
+    handler: (tx: IncomingTransaction) => new Promise<Buffer>((resolve) => release.push(() => resolve(tx.primitive)))
   })
   t.teardown(() => { for (const r of release.splice(0)) r() })
   await a.connect('b.example')
   const outcomes = Array.from({ length: 12 }, (_, i) => a.request('b.example', `<q n="${i}"/>`).then(
-    (ans) => ans.body.toString(),
+    (ans) => ans.primitive.toString(),
     (err: unknown) => isSspError(err) ? err.code : String(err)))
   await until(() => release.length === 5, 'B holds five')
   t.equal(a.getStats().pending, 5, 'five pending')
@@ -452,5 +452,5 @@ t.test('pending transactions per peer: beyond maxPendingPerPeer, SSP_ERR_PEER_LI
   const after = a.request('b.example', '<again/>')
   await until(() => release.length === 1, 'B holds the new one')
   for (const r of release.splice(0)) r()
-  t.equal((await after).body.toString(), '<again/>', 'room again once answers came back')
+  t.equal((await after).primitive.toString(), '<again/>', 'room again once answers came back')
 })

@@ -37,7 +37,7 @@ interface Side {
 
 function makeNode (domain: string, calls: Map<string, number>, tids: Map<string, number>): SspNode {
   const handler = async (tx: IncomingTransaction): Promise<string> => {
-    const body = tx.body.toString('utf8')
+    const body = tx.primitive.toString('utf8')
     const m = /^<q id="([^"]+)"\/>$/.exec(body)
     const id = m?.[1] ?? `malformed:${body}`
     calls.set(id, (calls.get(id) ?? 0) + 1)
@@ -108,7 +108,7 @@ t.test('20,000 transactions through killing proxies: none lost, none duplicated'
       return
     }
     resolved++
-    const got = ans.body.toString('utf8')
+    const got = ans.primitive.toString('utf8')
     if (got !== `<r id="${id}"/>`) mismatches.push(`${id} answered with ${got}`)
   }
   const worker = async (): Promise<void> => {
@@ -173,7 +173,7 @@ t.test('a link that cuts nearly every connection within 3 KB: every request ends
     closeTimeout: 200,
     client: { closeTimeout: 200 },
     handler: (tx) => {
-      const id = /id="([^"]+)"/.exec(tx.body.toString())?.[1] ?? '?'
+      const id = /id="([^"]+)"/.exec(tx.primitive.toString())?.[1] ?? '?'
       calls.set(id, (calls.get(id) ?? 0) + 1)
       return `<r id="${id}"/>`
     }
@@ -208,7 +208,7 @@ t.test('a link that cuts nearly every connection within 3 KB: every request ends
       const id = `${(n & 1) === 0 ? 'a' : 'b'}${n}`
       try {
         const ans = await from.request(from === a ? 'b.example' : 'a.example', `<q id="${id}"/>`)
-        settled.set(id, ans.body.toString() === `<r id="${id}"/>` ? 'answer' : `WRONG ${ans.body.toString()}`)
+        settled.set(id, ans.primitive.toString() === `<r id="${id}"/>` ? 'answer' : `WRONG ${ans.primitive.toString()}`)
       } catch (err) {
         settled.set(id, isSspError(err) && typed.has(err.code) ? err.code : `UNTYPED ${String(err)}`)
       }

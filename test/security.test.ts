@@ -98,7 +98,7 @@ async function startNode (t: Teardown, o: SspNodeOptions): Promise<{ node: SspNo
   return { node, url: url! }
 }
 
-const echo = (tx: IncomingTransaction): Buffer => tx.body
+const echo = (tx: IncomingTransaction): Buffer => tx.primitive
 
 // ------------------------------------------------------------------ mutual TLS identity
 
@@ -107,7 +107,7 @@ const pki = makePki(['a.example', 'b.example', 'c.example'])
 t.test('mutual TLS: the certificate must name the domain claimed in SendSecretToken', { skip: pki === undefined ? 'openssl not available' : false }, async (t) => {
   const p = pki!
   const handledByA: string[] = []
-  const { node: a, url: ua } = await startNode(t, tlsOptions(p, 'a.example', 'a.example', { handler: (tx) => { handledByA.push(tx.peer); return tx.body } }))
+  const { node: a, url: ua } = await startNode(t, tlsOptions(p, 'a.example', 'a.example', { handler: (tx) => { handledByA.push(tx.peer); return tx.primitive } }))
   const identityErrors: SspError[] = []
   a.on('setupError', (e: { error: SspError }) => { if (e.error.code === 'SSP_ERR_PEER_IDENTITY') identityErrors.push(e.error) })
 
@@ -133,7 +133,7 @@ t.test('mutual TLS: the certificate must name the domain claimed in SendSecretTo
     b.addPeer('a.example', ua)
     const before = a.getStats().peerIdentityRefused
     const ans = await b.request('a.example', '<hello/>')
-    t.equal(ans.body.toString(), '<hello/>', 'answered over mutual TLS')
+    t.equal(ans.primitive.toString(), '<hello/>', 'answered over mutual TLS')
     t.same(handledByA, ['b.example'], 'A served b.example')
     t.equal(a.getStats().peerIdentityRefused, before, 'nothing refused')
   })
@@ -163,7 +163,7 @@ t.test('mutual TLS: the certificate must name the domain claimed in SendSecretTo
 
 t.test('a session id is honoured only on connections of the peer that owns it', async (t) => {
   const handled: Array<{ peer: string, body: string }> = []
-  const { node: a, url: ua } = await startNode(t, baseOptions('a.example', { handler: (tx) => { handled.push({ peer: tx.peer, body: tx.body.toString() }); return tx.body } }))
+  const { node: a, url: ua } = await startNode(t, baseOptions('a.example', { handler: (tx) => { handled.push({ peer: tx.peer, body: tx.primitive.toString() }); return tx.primitive } }))
   const { node: b, url: ub } = await startNode(t, baseOptions('b.example', { handler: echo }))
   const { node: c, url: uc } = await startNode(t, baseOptions('c.example', { handler: echo }))
   a.addPeer('b.example', ub)
@@ -182,8 +182,8 @@ t.test('a session id is honoured only on connections of the peer that owns it', 
   await until(() => a.getStats().crossPeerRefused > before, 'refused')
   t.same(handled, [], 'B\'s session id on C\'s connection reached nothing')
   // B's own traffic is unaffected, and C's too.
-  t.equal((await b.request('a.example', '<b2/>')).body.toString(), '<b2/>', 'B still served')
-  t.equal((await c.request('a.example', '<c2/>')).body.toString(), '<c2/>', 'C still served')
+  t.equal((await b.request('a.example', '<b2/>')).primitive.toString(), '<b2/>', 'B still served')
+  t.equal((await c.request('a.example', '<c2/>')).primitive.toString(), '<c2/>', 'C still served')
   t.same(handled.map((h) => h.peer).sort(), ['b.example', 'c.example'], 'each in its own session')
 
   await t.test('a connection of one peer cannot start a set-up for another domain', async (t) => {
@@ -194,7 +194,7 @@ t.test('a session id is honoured only on connections of the peer that owns it', 
     t.notOk(internals(a).peers.has('d.example'), 'no peer d.example was created')
     t.equal(a.getStats().setupsInProgress, 0, 'no set-up started')
     // C's connection was closed; C reconnects and is still served.
-    t.equal((await c.request('a.example', '<c3/>')).body.toString(), '<c3/>', 'C served after reconnecting')
+    t.equal((await c.request('a.example', '<c3/>')).primitive.toString(), '<c3/>', 'C served after reconnecting')
   })
 })
 
@@ -234,7 +234,7 @@ t.test('per-peer limits: bytes in flight, pending transactions; finite defaults'
   const release: Array<() => void> = []
   const { node: a, url: ua } = await startNode(t, baseOptions('a.example', { maxPendingBytesPerPeer: 1000 }))
   const { node: b, url: ub } = await startNode(t, baseOptions('b.example', {
-    handler: (tx) => new Promise<Buffer>((resolve) => release.push(() => resolve(tx.body)))
+    handler: (tx) => new Promise<Buffer>((resolve) => release.push(() => resolve(tx.primitive)))
   }))
   t.teardown(() => { for (const r of release.splice(0)) r() })
   a.addPeer('b.example', ub)
@@ -248,11 +248,11 @@ t.test('per-peer limits: bytes in flight, pending transactions; finite defaults'
   await until(() => release.length === 3, 'B holds three')
   t.equal(a.getStats().pending, 3, 'a small body still fits: the limit is on bytes')
   for (const r of release.splice(0)) r()
-  t.equal((await first).body.toString(), body(1), 'first answered')
-  t.equal((await second).body.toString(), body(2), 'second answered')
-  t.equal((await small).body.toString(), '<small/>', 'small answered')
+  t.equal((await first).primitive.toString(), body(1), 'first answered')
+  t.equal((await second).primitive.toString(), body(2), 'second answered')
+  t.equal((await small).primitive.toString(), '<small/>', 'small answered')
   const again = a.request('b.example', body(4))
   await until(() => release.length === 1, 'B holds the next one')
   for (const r of release.splice(0)) r()
-  t.equal((await again).body.toString(), body(4), 'room again once the answers came back')
+  t.equal((await again).primitive.toString(), body(4), 'room again once the answers came back')
 })

@@ -38,11 +38,11 @@ async function cuttingProxy (t: Teardown, port: number, cut: number): Promise<{ 
 async function pairBehindProxy (t: Teardown, cut: number, setupRetries?: number): Promise<{
   a: import('../src/ssp/node.js').SspNode, accepted: () => number
 }> {
-  const { node: b, url: ub } = await startNode(t, { domain: 'b.example', handler: (tx) => tx.body })
+  const { node: b, url: ub } = await startNode(t, { domain: 'b.example', handler: (tx) => tx.primitive })
   const proxy = await cuttingProxy(t, Number(new URL(ub).port), cut)
   const { node: a, url: ua } = await startNode(t, {
     domain: 'a.example',
-    handler: (tx) => tx.body,
+    handler: (tx) => tx.primitive,
     ...(setupRetries === undefined ? {} : { setupRetries }),
     client: { reconnectDelay: 1, maxReconnectDelay: 10 }
   })
@@ -54,7 +54,7 @@ async function pairBehindProxy (t: Teardown, cut: number, setupRetries?: number)
 t.test('default (2 retries): a set-up cut off twice succeeds on the third connection; the request is answered', async (t) => {
   const { a, accepted } = await pairBehindProxy(t, 2)
   const answer = await a.request('b.example', '<hello/>')
-  t.equal(answer.body.toString('utf8'), '<hello/>')
+  t.equal(answer.primitive.toString('utf8'), '<hello/>')
   t.equal(a.getStats().setupRetries, 2, 'two retries counted')
   t.equal(a.getStats().setupFailures, 2, 'each cut attempt is still a failed set-up')
   t.equal(accepted(), 3, 'the third connection carried the set-up')
@@ -72,14 +72,14 @@ t.test('setupRetries 0: the first cut fails the request, as before this option',
   t.equal(a.getStats().setupRetries, 0)
   // The next request starts a new set-up, which gets through.
   const answer = await a.request('b.example', '<y/>')
-  t.equal(answer.body.toString('utf8'), '<y/>')
+  t.equal(answer.primitive.toString('utf8'), '<y/>')
 })
 
 t.test('several requests waiting for one set-up are all answered after the retry', async (t) => {
   const { a } = await pairBehindProxy(t, 1)
   const bodies = Array.from({ length: 20 }, (_, i) => `<m i="${i}"/>`)
   const answers = await Promise.all(bodies.map((b) => a.request('b.example', b)))
-  t.same(answers.map((x) => x.body.toString('utf8')), bodies)
+  t.same(answers.map((x) => x.primitive.toString('utf8')), bodies)
   t.equal(a.getStats().setupRetries, 1)
 })
 

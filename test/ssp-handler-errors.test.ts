@@ -18,7 +18,7 @@ t.test('handler errors are counted, never crash, and leave nothing pending', asy
         case 'reject': return Promise.reject(new Error('boom'))
         case 'undefined': return undefined as unknown as string
         case 'resolve-number': return Promise.resolve(42 as unknown as string)
-        default: return tx.body
+        default: return tx.primitive
       }
     }
   })
@@ -28,14 +28,14 @@ t.test('handler errors are counted, never crash, and leave nothing pending', asy
   a.addPeer('b.example', ub!)
   b.addPeer('a.example', ua!)
   t.teardown(async () => { await Promise.all([a.close(), b.close()]) })
-  t.equal((await a.request('b.example', '<ok/>')).body.toString(), '<ok/>')
+  t.equal((await a.request('b.example', '<ok/>')).primitive.toString(), '<ok/>')
   for (const m of ['throw', 'reject', 'undefined', 'resolve-number'] as const) {
     mode.now = m
     await t.rejects(a.request('b.example', `<${m}/>`), { code: 'SSP_ERR_TRANSACTION_TIMEOUT' }, `${m}: no answer, the requester times out`)
   }
   t.equal(b.getStats().handlerErrors, 4, 'each one counted')
   mode.now = 'ok'
-  t.equal((await a.request('b.example', '<again/>')).body.toString(), '<again/>', 'still serving')
+  t.equal((await a.request('b.example', '<again/>')).primitive.toString(), '<again/>', 'still serving')
   // The last answer's own 200 reaches B just after A has its answer.
   await until(() => b.getStats().serving === 0, 'B to finish serving')
   t.equal(b.getStats().serving, 0, 'no served request left unfinished (close() would wait for it)')

@@ -13,6 +13,13 @@ export interface PeerEntry {
   url: string
   /** Binding version the peer speaks; 1.2 peers are sent `application/vnd.wv.ssp.xml`. Default 1.3. */
   version?: SspVersion
+  /**
+   * How our SendSecretToken carries the secret: `plain` (default) printable
+   * text with no `encoding` attribute, which every peer reads; `base64` for a
+   * peer known to decode it into bytes safely (Baraza does not: it keeps the
+   * decoded secret as a C string).
+   */
+  secretEncoding?: 'plain' | 'base64'
 }
 
 export type Resolver = (domain: string) => Promise<PeerEntry | undefined>
@@ -30,7 +37,10 @@ export function normalizePeer (domain: string, v: string | PeerEntry): PeerEntry
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `peer ${domain}: URL must be http: or https:, got ${u.protocol}` })
   }
-  return { url: u.toString(), version: e.version ?? '1.3' }
+  if (e.secretEncoding !== undefined && e.secretEncoding !== 'plain' && e.secretEncoding !== 'base64') {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `peer ${domain}: secretEncoding must be plain or base64` })
+  }
+  return { url: u.toString(), version: e.version ?? '1.3', ...(e.secretEncoding === undefined ? {} : { secretEncoding: e.secretEncoding }) }
 }
 
 export function staticResolver (peers: StaticPeers): Resolver {

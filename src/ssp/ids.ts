@@ -43,7 +43,14 @@ export class TransactionIds {
   }
 }
 
-/** A session id: `S` + 22 random base62 characters (≈ 131 bits). */
-export function newSessionId (): string {
-  return 'S' + randomToken(22)
+/**
+ * A session id: `S` + 22 random base62 characters (≈ 131 bits), in the 5.6
+ * grammar. With `domain` (interop posture) it is `<token>@<domain>`, the
+ * form Baraza issues and expects: it splits a session id at `@` and looks the
+ * session up by (id, the sender's domain), so an id without `@<our domain>`
+ * names no session there. `@` is outside the 5.6 grammar (S-012).
+ */
+export function newSessionId (domain?: string): string {
+  const token = 'S' + randomToken(22)
+  return domain === undefined ? token : `${token}@${domain}`
 }

@@ -144,6 +144,14 @@ export interface PeekedTransaction {
   readonly mode: Mode | undefined
   /** `transactionID`; undefined when missing. */
   readonly transactionId: string | undefined
+  /**
+   * Byte range of the element's content (the primitive, whitespace included):
+   * from just past its start tag to the `<` of its end tag. For a
+   * self-closing element both are the end of the start tag; for one cut off
+   * by the end of the body, `contentEnd` is the body's length.
+   */
+  contentStart: number
+  contentEnd: number
 }
 
 export interface EnvelopeIds {
@@ -167,6 +175,15 @@ export const SECRET_BYTES = 16
 /** A fresh random secret for `SendSecretToken`. */
 export function newSecret (): Buffer {
   return randomBytes(SECRET_BYTES)
+}
+
+/**
+ * A fresh random secret as printable text: 32 lowercase hex digits (128
+ * bits), which every peer reads back byte for byte from a plain
+ * `SecretToken` (no NUL, no whitespace, no `encoding` attribute).
+ */
+export function newPrintableSecret (): Buffer {
+  return Buffer.from(randomBytes(SECRET_BYTES).toString('hex'), 'latin1')
 }
 
 /**
@@ -830,10 +847,12 @@ StartTag | { readonly next: number } {
   return { next: n }
 }
 
-function peeked (attrs: Partial<Record<WantedAttr, string>>): PeekedTransaction {
+function peeked (attrs: Partial<Record<WantedAttr, string>>, contentStart: number, contentEnd: number): PeekedTransaction {
   return {
     mode: attrs.mode === undefined ? undefined : normaliseMode(attrs.mode),
-    transactionId: attrs.transactionID
+    transactionId: attrs.transactionID,
+    contentStart,
+    contentEnd
   }
 }
 
@@ -860,6 +879,9 @@ export function peekEnvelopeIds (body: Uint8Array): EnvelopeIds {
   let sessionDepth = -1
   let sessionId: string | undefined
   const transactions: PeekedTransaction[] = []
+  // The Transaction (or SetupTransaction) whose end tag is still to come.
+  let open: PeekedTransaction | undefined
+  let openDepth = -1
   const sessionResult = (): EnvelopeIds =>
     sessionId === undefined
       ? { kind: EnvelopeKind.SESSION, transactions }
@@ -883,6 +905,11 @@ export function peekEnvelopeIds (body: Uint8Array): EnvelopeIds {
     }
     if (c === SLASH) {
       depth--
+      if (open !== undefined && depth === openDepth) {
+        open.contentEnd = lt
+        open = undefined
+        if (sessionDepth < 0) return { kind: EnvelopeKind.SETUP, transactions }
+      }
       if (sessionDepth >= 0 && depth <= sessionDepth) return sessionResult()
       pos = skipPast(buf, lt + 2, TAG_CLOSE)
       continue
@@ -893,7 +920,11 @@ export function peekEnvelopeIds (body: Uint8Array): EnvelopeIds {
     const { localStart: s, localEnd: e } = tag
     if (sessionDepth < 0) {
       if (equalsAt(buf, s, e, NAME_SETUP)) {
-        return { kind: EnvelopeKind.SETUP, transactions: [peeked(tag.attrs)] }
+        const t = peeked(tag.attrs, tag.next, tag.selfClosing ? tag.next : n)
+        transactions.push(t)
+        if (tag.selfClosing) return { kind: EnvelopeKind.SETUP, transactions }
+        open = t
+        openDepth = depth
       }
       if (equalsAt(buf, s, e, NAME_SESSION)) {
         sessionDepth = depth
@@ -901,10 +932,13 @@ export function peekEnvelopeIds (body: Uint8Array): EnvelopeIds {
         if (tag.selfClosing) return sessionResult()
       }
     } else if (depth === sessionDepth + 1 && equalsAt(buf, s, e, NAME_TRANSACTION)) {
-      transactions.push(peeked(tag.attrs))
+      const t = peeked(tag.attrs, tag.next, tag.selfClosing ? tag.next : n)
+      transactions.push(t)
+      if (!tag.selfClosing) { open = t; openDepth = depth }
     }
     if (!tag.selfClosing) depth++
   }
   // Ran out of body: a truncated Session still yields the ids seen so far.
-  return sessionDepth >= 0 ? sessionResult() : { kind: EnvelopeKind.UNKNOWN, transactions: [] }
+  if (sessionDepth >= 0) return sessionResult()
+  return transactions.length > 0 ? { kind: EnvelopeKind.SETUP, transactions } : { kind: EnvelopeKind.UNKNOWN, transactions: [] }
 }

@@ -19,9 +19,11 @@ import type { ServerConnection } from '../wire/server-connection.js'
 import { WireServer, type WireServerStats } from '../wire/server.js'
 import { chainResolvers, normalizePeer, srvResolver, type PeerEntry, type Resolver } from './directory.js'
 import { TransactionIds } from './ids.js'
-import { EnvelopeKind, Mode, parseSetup, peekEnvelopeIds } from './messages.js'
+import { EnvelopeWriter, primitiveName, primitiveView, type Primitive } from './envelope.js'
+import { EnvelopeKind, Mode, parseSetup, peekEnvelopeIds, type PeekedTransaction } from './messages.js'
 import {
-  checkNodeOptions, NODE_DEFAULTS, TransactionKind, type IncomingHandler, type ListenSpec, type SspNodeOptions
+  checkNodeOptions, NODE_DEFAULTS, TransactionKind, type IncomingHandler, type IncomingTransaction, type ListenSpec,
+  type RawBody, type SspNodeOptions
 } from './options.js'
 import { Peer, Role, Session } from './session.js'
 import { SetupCoordinator, type SetupHost } from './setup.js'
@@ -43,18 +45,77 @@ function certificateNames (conn: ServerConnection, domain: string): boolean {
   return checkServerIdentity(domain, cert) === undefined
 }
 
-/** The response half of one of our transactions. */
-export interface Answer {
-  readonly peer: string
-  readonly transactionId: string
-  /** Session id as it came in the answer's header. */
-  readonly sessionId: string | undefined
-  /** Body exactly as received. */
+/**
+ * The Transaction of `body` that `tid` names (the first one when `tid` is
+ * undefined or not found); undefined when the body has no Session envelope.
+ */
+function transactionOf (body: Buffer, tid: string | undefined): PeekedTransaction | undefined {
+  const ids = peekEnvelopeIds(body)
+  if (ids.kind !== EnvelopeKind.SESSION) return undefined
+  for (const t of ids.transactions) if (t.transactionId === tid) return t
+  return ids.transactions[0]
+}
+
+/** The primitive of a received body, found on first use (dispatch never needs it). */
+class BodyPrimitive {
   readonly body: Buffer
+  readonly transactionId: string
+  private view: Buffer | undefined = undefined
+  private name: string | undefined = undefined
+
+  constructor (body: Buffer, transactionId: string) {
+    this.body = body
+    this.transactionId = transactionId
+  }
+
+  get primitive (): Buffer {
+    if (this.view === undefined) {
+      const t = transactionOf(this.body, this.transactionId)
+      this.view = t === undefined ? this.body.subarray(0, 0) : primitiveView(this.body, t)
+    }
+    return this.view
+  }
+
+  get primitiveName (): string {
+    if (this.name === undefined) this.name = primitiveName(this.primitive)
+    return this.name
+  }
+}
+
+/** The response half of one of our transactions. */
+export class Answer extends BodyPrimitive {
+  readonly peer: string
+  /** Session id as it came in the answer's header (undefined when the peer sent none). */
+  readonly sessionId: string | undefined
   /** Microseconds from request() to the dummy 200 (undefined if the answer overtook it). */
   readonly ackMicros: number | undefined
   /** Microseconds from request() to the response half. */
   readonly rttMicros: number
+
+  /** @internal */
+  constructor (peer: string, transactionId: string, sessionId: string | undefined, body: Buffer, ackMicros: number | undefined, rttMicros: number) {
+    super(body, transactionId)
+    this.peer = peer
+    this.sessionId = sessionId
+    this.ackMicros = ackMicros
+    this.rttMicros = rttMicros
+  }
+}
+
+/** An incoming request as the handler sees it (see IncomingTransaction). */
+class Incoming extends BodyPrimitive implements IncomingTransaction {
+  readonly peer: string
+  readonly kind: TransactionKind
+  readonly sessionId: string
+  readonly peerSessionId: string
+
+  constructor (session: Session, kind: TransactionKind, transactionId: string, body: Buffer) {
+    super(body, transactionId)
+    this.peer = session.peer.domain
+    this.kind = kind
+    this.sessionId = session.id
+    this.peerSessionId = session.peerId
+  }
 }
 
 export interface RequestOptions {
@@ -89,6 +150,15 @@ export interface NodeStats {
   setupFailures: number
   /** Set-ups started again after their POST was cut off (see `setupRetries`). */
   setupRetries: number
+  /** Set-up steps 3-7 POSTed again after the peer closed on them (see `setupStepRetries`). */
+  setupStepRetries: number
+  /**
+   * POSTs (ours and our answers) the peer closed the connection on without a 200: a
+   * refusal or a lost connection. Each is resent after a jittered, capped backoff.
+   */
+  unacknowledged: number
+  /** Raw mode: outgoing bodies whose envelope ids differ from the headers (strict refuses them, SSP_ERR_ENVELOPE_MISMATCH). */
+  envelopeMismatches: number
   /** Bytes on every connection of this node, both directions (POSTs and 200s, in and out). */
   bytesIn: number
   bytesOut: number
@@ -113,6 +183,7 @@ class PendingTx {
   readonly resolve: (a: Answer) => void
   readonly reject: (e: Error) => void
   readonly onAck: (err: WireRequestError | null) => void
+  resendTimer: NodeJS.Timeout | undefined = undefined
 
   constructor (node: SspNode, tid: string, session: Session, body: Buffer | string, timeout: number,
     resolve: (a: Answer) => void, reject: (e: Error) => void) {
@@ -131,6 +202,8 @@ export class SspNode extends EventEmitter {
   readonly domain: string
   readonly tids = new TransactionIds()
   readonly interop: boolean
+  /** `node`: the node writes the SSP envelope around primitives; `raw`: the application writes whole messages. */
+  readonly envelope: 'node' | 'raw'
 
   private readonly o: SspNodeOptions
   private readonly handler: IncomingHandler | undefined
@@ -151,7 +224,8 @@ export class SspNode extends EventEmitter {
   private readonly c = {
     sent: 0, answered: 0, failed: 0, timedOut: 0, resent: 0, lateAnswers: 0,
     incomingRequests: 0, incomingNotifications: 0, duplicates: 0, answersSent: 0, answerFailures: 0,
-    handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, peerIdentityRefused: 0, setupFailures: 0, setupRetries: 0
+    handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, peerIdentityRefused: 0, setupFailures: 0, setupRetries: 0,
+    setupStepRetries: 0, unacknowledged: 0, envelopeMismatches: 0
   }
 
   private readonly interopCounts: Record<string, number> = {}
@@ -162,6 +236,7 @@ export class SspNode extends EventEmitter {
     this.o = options
     this.domain = options.domain.toLowerCase()
     this.interop = (options.posture ?? NODE_DEFAULTS.posture) === 'interop'
+    this.envelope = options.envelope ?? NODE_DEFAULTS.envelope
     this.handler = options.handler
     for (const [d, v] of Object.entries(options.peers ?? {})) this.directory.set(d.toLowerCase(), normalizePeer(d, v))
     const rs: Resolver[] = [async (d) => this.directory.get(d)]
@@ -174,6 +249,8 @@ export class SspNode extends EventEmitter {
       interop: this.interop,
       timeToLive: options.timeToLive ?? NODE_DEFAULTS.timeToLive,
       setupTimeout: options.setupTimeout ?? NODE_DEFAULTS.setupTimeout,
+      setupStepRetries: options.setupStepRetries ?? NODE_DEFAULTS.setupStepRetries,
+      countStepRetry: () => { node.c.setupStepRetries++ },
       redirect: options.redirect,
       clientsFor: (peer, role) => node.clientsFor(peer, role),
       resolvePeer: (peer) => node.resolvePeer(peer),
@@ -239,8 +316,14 @@ export class SspNode extends EventEmitter {
   /**
    * Send one transaction request and resolve with its response half.
    * Waits (bounded) for the session to be set up when it is not yet.
+   *
+   * With `envelope: 'node'` (default) `body` is the primitive (e.g.
+   * `<SendMessageRequest …>…</SendMessageRequest>`) and the node writes the
+   * `WV-SSP-Message`/`Session`/`Transaction` around it with the ids of the
+   * `x-wv-*` headers. With `envelope: 'raw'` it is the whole message, or a
+   * function that builds it from the ids the node chose.
    */
-  request (peerDomain: string, body: Buffer | string, opts: RequestOptions = {}): Promise<Answer> {
+  request (peerDomain: string, body: Primitive | RawBody, opts: RequestOptions = {}): Promise<Answer> {
     if (this.closing !== undefined) return Promise.reject(createError('SSP_ERR_NODE_CLOSED'))
     const peer = this.peerFor(peerDomain)
     const timeout = opts.timeout ?? this.o.transactionTimeout ?? NODE_DEFAULTS.transactionTimeout
@@ -423,7 +506,7 @@ export class SspNode extends EventEmitter {
       }
       let answer: Buffer | string | PromiseLike<Buffer | string>
       try {
-        answer = handler({ peer: session.peer.domain, kind, transactionId: tid, sessionId: session.id, body })
+        answer = handler(new Incoming(session, kind, tid, body))
       } catch {
         this.c.handlerErrors++
         done()
@@ -432,7 +515,20 @@ export class SspNode extends EventEmitter {
       // Anything but a Buffer or a string is the application's error: counted, no answer sent.
       const deliver = (a: unknown): void => {
         if (typeof a === 'string' || Buffer.isBuffer(a)) {
-          this.postAnswer(session, tid, a, 0, done)
+          let whole: Buffer | string
+          if (this.envelope === 'node') whole = session.writer.response(tid, a)
+          else {
+            try {
+              this.checkRawIds(session, tid, a, Mode.RESPONSE)
+            } catch {
+              // Strict: an answer whose envelope names other ids than its headers is not sent.
+              this.c.handlerErrors++
+              done()
+              return
+            }
+            whole = a
+          }
+          this.postAnswer(session, tid, whole, 0, done)
         } else {
           this.c.handlerErrors++
           done()
@@ -453,13 +549,18 @@ export class SspNode extends EventEmitter {
       done()
       return
     }
-    session.pickClient().write(answer, tid, session.peerId, false, (err) => {
+    session.pickClient().write(answer, tid, session.id, false, (err) => {
       if (err === null) {
         this.c.answersSent++
         done()
       } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < (this.o.maxResends ?? NODE_DEFAULTS.maxResends)) {
+        // Lost or refused (a peer that does not know the session closes without an
+        // answer): again after a backoff, never in a tight loop.
+        this.c.unacknowledged++
         this.c.resent++
-        this.postAnswer(session, tid, answer, attempt + 1, done)
+        const delay = resendDelay(attempt + 1)
+        if (delay === 0) this.postAnswer(session, tid, answer, attempt + 1, done)
+        else setTimeout(() => this.postAnswer(session, tid, answer, attempt + 1, done), delay).unref()
       } else {
         this.c.answerFailures++
         done()
@@ -469,16 +570,57 @@ export class SspNode extends EventEmitter {
 
   // ------------------------------------------------------------------ our transactions
 
-  private transact (session: Session, body: Buffer | string, timeout: number): Promise<Answer> {
+  /** The bytes of one of our requests: the envelope around a primitive, or the application's own message (raw). */
+  private requestBody (session: Session, tid: string, body: Primitive | RawBody): Buffer | string {
+    if (this.envelope === 'node') {
+      if (typeof body !== 'string' && !Buffer.isBuffer(body)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: 'request body must be a string or a Buffer' })
+      return session.writer.request(tid, body)
+    }
+    const whole = typeof body === 'function' ? body({ transactionId: tid, sessionId: session.id, peerSessionId: session.peerId }) : body
+    if (typeof whole !== 'string' && !Buffer.isBuffer(whole)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: 'request body must be a string or a Buffer' })
+    this.checkRawIds(session, tid, whole, Mode.REQUEST)
+    return whole
+  }
+
+  /**
+   * Raw mode: the ids in the application's envelope must be the ones the node
+   * puts in the headers (S-005, S-006). Strict refuses a mismatch; interop
+   * counts it and sends the message as it is.
+   */
+  private checkRawIds (session: Session, tid: string, body: Buffer | string, mode: Mode): void {
+    const ids = peekEnvelopeIds(typeof body === 'string' ? Buffer.from(body) : body)
+    const t = ids.transactions.find((x) => x.transactionId === tid)
+    let problem: string | undefined
+    let scr = 'S-005'
+    if (ids.kind !== EnvelopeKind.SESSION) problem = 'the body has no Session envelope'
+    else if (t === undefined) problem = `no Transaction in the body carries transactionID ${tid} of x-wv-transactionid`
+    else if (t.mode !== mode) problem = `Transaction ${tid} has mode ${String(t.mode)}, not ${mode}`
+    else if (ids.sessionId !== session.id) {
+      problem = `Session sessionID ${String(ids.sessionId)} differs from x-wv-sessionid ${session.id}`
+      scr = 'S-006'
+    }
+    if (problem === undefined) return
+    this.c.envelopeMismatches++
+    if (this.interop) return
+    throw createError('SSP_ERR_ENVELOPE_MISMATCH', { message: `${problem} (${scr})`, scr })
+  }
+
+  private transact (session: Session, input: Primitive | RawBody, timeout: number): Promise<Answer> {
     const peer = session.peer
     if (peer.pending >= (this.o.maxPendingPerPeer ?? NODE_DEFAULTS.maxPendingPerPeer)) {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingPerPeer transactions in flight` }))
     }
-    const bytes = typeof body === 'string' ? Buffer.byteLength(body) : Buffer.isBuffer(body) ? body.length : 0
+    const tid = this.tids.next()
+    let body: Buffer | string
+    try {
+      body = this.requestBody(session, tid, input)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const bytes = typeof body === 'string' ? Buffer.byteLength(body) : body.length
     if (peer.pendingBytes + bytes > (this.o.maxPendingBytesPerPeer ?? NODE_DEFAULTS.maxPendingBytesPerPeer)) {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingBytesPerPeer bytes in flight` }))
     }
-    const tid = this.tids.next()
     return new Promise<Answer>((resolve, reject) => {
       const p = new PendingTx(this, tid, session, body, timeout, resolve, reject)
       this.pending.set(tid, p)
@@ -490,8 +632,10 @@ export class SspNode extends EventEmitter {
   }
 
   private writeTx (p: PendingTx): void {
+    p.resendTimer = undefined
+    if (p.settled) return
     p.attempts++
-    p.session.pickClient().write(p.body, p.tid, p.session.peerId, false, p.onAck)
+    p.session.pickClient().write(p.body, p.tid, p.session.id, false, p.onAck)
   }
 
   /** @internal the dummy 200 for one of our POSTs, or its failure. */
@@ -507,9 +651,15 @@ export class SspNode extends EventEmitter {
       // duplicate) while the transaction's deadline allows and the resend
       // budget lasts. Once the budget is spent it is not failed early: its
       // answer may still come, and the deadline ends it with a typed timeout.
+      this.c.unacknowledged++
       if (p.attempts <= (this.o.maxResends ?? NODE_DEFAULTS.maxResends) && Date.now() < p.deadline) {
         this.c.resent++
-        this.writeTx(p)
+        const delay = resendDelay(p.attempts)
+        if (delay === 0) this.writeTx(p)
+        else {
+          p.resendTimer = setTimeout(() => this.writeTx(p), delay)
+          p.resendTimer.unref()
+        }
       } else {
         p.unacknowledged = true
       }
@@ -523,6 +673,7 @@ export class SspNode extends EventEmitter {
   private settle (p: PendingTx): boolean {
     if (p.settled) return false
     p.settled = true
+    if (p.resendTimer !== undefined) clearTimeout(p.resendTimer)
     this.pending.delete(p.tid)
     p.session.peer.pending--
     p.session.peer.pendingBytes -= p.bytes
@@ -533,14 +684,7 @@ export class SspNode extends EventEmitter {
     if (!this.settle(p)) return
     this.c.answered++
     const now = performance.now()
-    p.resolve({
-      peer: p.session.peer.domain,
-      transactionId: p.tid,
-      sessionId: sid,
-      body,
-      ackMicros: p.ackAt === 0 ? undefined : (p.ackAt - p.start) * 1000,
-      rttMicros: (now - p.start) * 1000
-    })
+    p.resolve(new Answer(p.session.peer.domain, p.tid, sid, body, p.ackAt === 0 ? undefined : (p.ackAt - p.start) * 1000, (now - p.start) * 1000))
   }
 
   private settleFail (p: PendingTx, err: Error): void {
@@ -650,7 +794,8 @@ export class SspNode extends EventEmitter {
 
   private sessionUp (peer: Peer, role: Role, id: string, peerId: string, clients: WireClient[], ttl: number): Session {
     const old = role === Role.REQUESTOR ? peer.requestor : peer.provider
-    const s = new Session(id, peerId, role, peer, clients, ttl, this.o.dedupeWindow ?? NODE_DEFAULTS.dedupeWindow)
+    const s = new Session(id, peerId, role, peer, clients, ttl, this.o.dedupeWindow ?? NODE_DEFAULTS.dedupeWindow,
+      new EnvelopeWriter(id, peer.entry?.version ?? '1.3'))
     if (role === Role.REQUESTOR) peer.requestor = s
     else peer.provider = s
     // Ended only once the new session holds its place: under pair reuse both use the
@@ -735,6 +880,18 @@ export class SspNode extends EventEmitter {
   private countInterop (kind: string): void {
     this.interopCounts[kind] = (this.interopCounts[kind] ?? 0) + 1
   }
+}
+
+/**
+ * Delay before resend number `attempt` (1-based) of a POST its connection
+ * died on: the first goes at once (a connection cut by a fault), later ones
+ * back off (50 ms doubling, capped at 2 s, jittered to 50-100 %), so a peer
+ * that refuses by closing is not re-POSTed to in a tight loop. The
+ * transaction deadline bounds the total.
+ */
+export function resendDelay (attempt: number): number {
+  if (attempt <= 1) return 0
+  return Math.min(2000, 50 * 2 ** (attempt - 2)) * (0.5 + Math.random() / 2)
 }
 
 export function createNode (options: SspNodeOptions): SspNode {

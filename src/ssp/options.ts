@@ -23,22 +23,50 @@ export const TransactionKind = {
 } as const
 export type TransactionKind = typeof TransactionKind[keyof typeof TransactionKind]
 
-/** An incoming request, as the application's handler sees it. The body is the XML exactly as received. */
+/** An incoming request, as the application's handler sees it. */
 export interface IncomingTransaction {
+  /** The peer's domain. */
   readonly peer: string
   readonly kind: TransactionKind
+  /** The request's transaction id (header, or the body's when the peer sent no header). */
   readonly transactionId: string
   /** Our id of the session the request came in. */
   readonly sessionId: string
+  /** The peer's id of that session. */
+  readonly peerSessionId: string
+  /** The whole message exactly as received (a view of the socket read, no copy). */
   readonly body: Buffer
+  /**
+   * The primitive inside this request's `Transaction` element (e.g.
+   * `<SendMessageRequest …>…</SendMessageRequest>`), whitespace trimmed: a
+   * view of `body`, found on first use. Empty when the body has no Session
+   * envelope.
+   */
+  readonly primitive: Buffer
+  /** Local name of the primitive's element (`SendMessageRequest`), '' when there is none. */
+  readonly primitiveName: string
 }
 
 /**
- * The application: returns the response half's body (the SSP XML of the
- * answer), which the node POSTs back with the same transaction id and the
- * session id, on a connection it originated.
+ * The application: returns the answer. With `envelope: 'node'` (default) that
+ * is the answer primitive (e.g. `<SendMessageResponse><Status code="200"/></SendMessageResponse>`),
+ * which the node wraps as `Transaction mode="Response"` with the request's
+ * transaction id in a `Session` naming our id; with `envelope: 'raw'` it is
+ * the whole message. The node POSTs it back on a connection it originated.
  */
 export type IncomingHandler = (tx: IncomingTransaction) => Buffer | string | PromiseLike<Buffer | string>
+
+/** The ids the node chose for an outgoing request, for an application that writes whole messages (raw mode). */
+export interface EnvelopeIds {
+  readonly transactionId: string
+  /** Our id of the session: what the node puts in `x-wv-sessionid`, and what `Session sessionID` must say. */
+  readonly sessionId: string
+  /** The peer's id of the session. */
+  readonly peerSessionId: string
+}
+
+/** Raw mode: a whole message, or a function that writes it with the node's ids. */
+export type RawBody = Buffer | string | ((ids: EnvelopeIds) => Buffer | string)
 
 export interface SspNodeOptions {
   /** This server's IMPS domain, e.g. `a.example`. */
@@ -50,6 +78,15 @@ export interface SspNodeOptions {
   /** Resolver used after the static map. Default DNS SRV `_imps-server._tcp.<domain>`; `false` for none. */
   resolver?: Resolver | false
   posture?: Posture
+  /**
+   * Who writes the SSP envelope (`WV-SSP-Message`/`Session`/`Transaction`):
+   * `node` (default): requests and handler answers are primitives and the node
+   * wraps them with the ids of the x-wv-* headers; `raw`: the application
+   * writes whole messages, and the node checks (strict: refuses with
+   * SSP_ERR_ENVELOPE_MISMATCH) or counts (interop: `envelopeMismatches`) that
+   * the body's ids are the headers'.
+   */
+  envelope?: 'node' | 'raw'
   handler?: IncomingHandler
   /** Server-side redirection (spec 5.5): consulted only for the first SendSecretToken on a new connection. */
   redirect?: (peer: string, connection: ServerConnection) => string | undefined
@@ -67,6 +104,13 @@ export interface SspNodeOptions {
    * times (jittered backoff from 100 ms) before the requests waiting for it fail. Default 2.
    */
   setupRetries?: number
+  /**
+   * A set-up step after step 1 (steps 3-7) on which the peer closed the connection
+   * instead of answering 200 is POSTed again, this many times (jittered delay from
+   * 100 ms, doubling) within the set-up deadline. Baraza refuses a step 4 that comes
+   * within about a millisecond of its own step 3 that way. Default 3.
+   */
+  setupStepRetries?: number
   /** A transaction fails with SSP_ERR_TRANSACTION_TIMEOUT after this many ms without its response half. Default 30,000. */
   transactionTimeout?: number
   /** Our transactions in flight per peer. Default 10,000. */
@@ -96,11 +140,13 @@ export interface SspNodeOptions {
 
 export const NODE_DEFAULTS = {
   posture: 'strict',
+  envelope: 'node',
   pairReuse: true,
   pairs: 1,
   timeToLive: 3600,
   setupTimeout: 10_000,
   setupRetries: 2,
+  setupStepRetries: 3,
   transactionTimeout: 30_000,
   maxPendingPerPeer: 10_000,
   maxPendingBytesPerPeer: 64 * 1024 * 1024,
@@ -121,7 +167,13 @@ export function checkNodeOptions (o: SspNodeOptions): void {
     const v = o[k]
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a positive integer` })
   }
-  for (const k of ['maxResends', 'dedupeWindow', 'setupRetries'] as const) {
+  if (o.posture !== undefined && o.posture !== 'strict' && o.posture !== 'interop') {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `posture must be strict or interop, got ${String(o.posture)}` })
+  }
+  if (o.envelope !== undefined && o.envelope !== 'node' && o.envelope !== 'raw') {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `envelope must be node or raw, got ${String(o.envelope)}` })
+  }
+  for (const k of ['maxResends', 'dedupeWindow', 'setupRetries', 'setupStepRetries'] as const) {
     const v = o[k]
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a non-negative integer` })
   }

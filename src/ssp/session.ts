@@ -13,6 +13,7 @@
 import type { WireClient } from '../wire/client.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import type { PeerEntry } from './directory.js'
+import type { EnvelopeWriter } from './envelope.js'
 
 export const Role = {
   /** We set the session up; we send service requests in it. */
@@ -57,9 +58,12 @@ export class DedupeWindow {
 }
 
 export class Session {
-  /** Our name for the session (what the peer puts in `x-wv-sessionid` when it follows us). */
+  /**
+   * Our name for the session (our LoginResponse). It goes in the body and the
+   * `x-wv-sessionid` header of every POST we send in the session.
+   */
   readonly id: string
-  /** The peer's name for it (what we put in `x-wv-sessionid`). */
+  /** The peer's name for it: what it sends in its own POSTs. Either name finds the session on receipt. */
   readonly peerId: string
   readonly role: Role
   readonly peer: Peer
@@ -69,8 +73,11 @@ export class Session {
   expiresAt: number
   ended = false
   readonly recent: DedupeWindow
+  /** Writes our messages in this session: our id in the body, as in the x-wv-sessionid header. */
+  readonly writer: EnvelopeWriter
 
-  constructor (id: string, peerId: string, role: Role, peer: Peer, clients: WireClient[], ttlSeconds: number, dedupe: number) {
+  constructor (id: string, peerId: string, role: Role, peer: Peer, clients: WireClient[], ttlSeconds: number, dedupe: number,
+    writer: EnvelopeWriter) {
     this.id = id
     this.peerId = peerId
     this.role = role
@@ -78,6 +85,7 @@ export class Session {
     this.clients = clients
     this.expiresAt = this.createdAt + ttlSeconds * 1000
     this.recent = new DedupeWindow(dedupe)
+    this.writer = writer
   }
 
   /** Least-pending outbound client (S-009: spread over the pairs). */

@@ -20,7 +20,7 @@ import type { ServerConnection } from '../wire/server-connection.js'
 import type { PeerEntry } from './directory.js'
 import { newSessionId, type TransactionIds } from './ids.js'
 import {
-  buildSetup, digestMatches, Mode, newSecret, passwordDigest, SetupKind, type ParsedSetupMessage, type SetupMessage
+  buildSetup, digestMatches, Mode, newPrintableSecret, passwordDigest, SetupKind, type ParsedSetupMessage, type SetupMessage
 } from './messages.js'
 import { Peer, Role, type Session } from './session.js'
 
@@ -31,6 +31,8 @@ export interface SetupHost {
   /** Session timeToLive we offer, in seconds. */
   readonly timeToLive: number
   readonly setupTimeout: number
+  /** Times a set-up step after step 1 is POSTed again when the peer closed the connection instead of answering 200. */
+  readonly setupStepRetries: number
   /** Outbound clients for a session of this role with this peer (created when missing). */
   clientsFor (peer: Peer, role: Role): WireClient[]
   resolvePeer (peer: Peer): Promise<PeerEntry>
@@ -42,6 +44,8 @@ export interface SetupHost {
   /** Consulted for the first SendSecretToken on a new inbound connection (spec 5.5). */
   redirect: ((peer: string, conn: ServerConnection) => string | undefined) | undefined
   countDeviation (kind: string): void
+  /** A set-up step POSTed again after the peer closed on it (counted as setupStepRetries). */
+  countStepRetry (): void
   /** May this connection speak for this domain (one peer per connection; mutual TLS identity)? Closes it if not. */
   admit (conn: ServerConnection, domain: string, role: Role): boolean
 }
@@ -152,6 +156,8 @@ export class SetupCoordinator {
       for (const ex of this.outgoing.values()) if (ex.stage === Stage.LOGIN_RESPONSE && ex.tid === msg.transactionId) return ex.peer
       return undefined
     }
+    // Step 6 carries the transaction id of step 1 (one id for the initiator's steps 1, 4, 6).
+    for (const ex of this.incoming.values()) if (ex.stage === Stage.LOGIN && ex.tid === msg.transactionId) return ex.peer
     if (!this.host.interop) return undefined
     const waiting = [...this.incoming.values()].filter((ex) => ex.stage === Stage.LOGIN)
     return waiting.length === 1 ? waiting[0]!.peer : undefined
@@ -241,7 +247,7 @@ export class SetupCoordinator {
     }
     ex.peerSecret = msg.secret
     ex.stage = Stage.LOGIN
-    ex.tid = this.host.tids.next()
+    // Steps 1, 4 and 6 carry one transaction id: the responder finds the set-up by it (Baraza does).
     this.reply(ex, {
       kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: ex.tid, domain: this.host.domain,
       digest: passwordDigest(msg.secret), timeToLive: this.host.timeToLive
@@ -256,7 +262,6 @@ export class SetupCoordinator {
       return
     }
     ex.stage = Stage.LOGIN_RESPONSE
-    ex.tid = this.host.tids.next()
     this.reply(ex, {
       kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: ex.tid, sessionId: ex.sessionId,
       timeToLive: this.host.timeToLive, statusCode: 200
@@ -281,12 +286,12 @@ export class SetupCoordinator {
     const ex: Exchange = {
       peer,
       role,
-      ourSecret: newSecret(),
+      ourSecret: newPrintableSecret(),
       peerSecret: undefined,
       clients: undefined,
       tid: '',
       stage: Stage.TOKEN,
-      sessionId: newSessionId(),
+      sessionId: newSessionId(this.host.interop ? this.host.domain : undefined),
       timer: setTimeout(() => this.fail(ex, createError('SSP_ERR_SETUP_TIMEOUT', { message: `${peer.domain} as ${role}` })), this.host.setupTimeout),
       resolve,
       reject
@@ -304,16 +309,37 @@ export class SetupCoordinator {
 
   private send (ex: Exchange, entry: PeerEntry, msg: SetupMessage, setup: boolean): Promise<void> {
     const client = ex.clients![0]!
-    return this.host.post(client, buildSetup(msg, { version: entry.version ?? '1.3' }), msg.transactionId, setup)
+    // Secrets go as plain printable text unless the peer is known to take base64: Baraza
+    // keeps a decoded secret as a C string, so a binary one is cut at its first NUL.
+    const body = buildSetup(msg, { version: entry.version ?? '1.3', secretEncoding: entry.secretEncoding ?? 'plain' })
+    return this.host.post(client, body, msg.transactionId, setup)
   }
 
-  private reply (ex: Exchange, msg: SetupMessage): void {
+  /**
+   * Steps 3-7. A peer that closes the connection instead of answering 200 has
+   * refused the step (SSP_ERR_UNACKNOWLEDGED); Baraza does so to a step 4 that
+   * follows its own step 3 before its database commit. Such a step is POSTed
+   * again after a short jittered delay (100 ms, doubling), at most
+   * `setupStepRetries` times and never past the set-up deadline.
+   */
+  private reply (ex: Exchange, msg: SetupMessage, attempt = 0): void {
     const entry = ex.peer.entry
     if (entry === undefined || ex.clients === undefined) {
       this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: 'no connection to answer on' }))
       return
     }
-    this.send(ex, entry, msg, false).catch((err: SspError) => this.fail(ex, err))
+    const stage = ex.stage
+    this.send(ex, entry, msg, false).catch((err: SspError) => {
+      if (ex.stage !== stage) return // answered meanwhile (the close came after the answer) or failed
+      if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < this.host.setupStepRetries) {
+        this.host.countStepRetry()
+        const delay = 100 * 2 ** attempt * (0.5 + Math.random() / 2)
+        const timer = setTimeout(() => { if (ex.stage === stage) this.reply(ex, msg, attempt + 1) }, delay)
+        timer.unref()
+        return
+      }
+      this.fail(ex, err)
+    })
   }
 
   private unexpected (peer: Peer, msg: ParsedSetupMessage): void {

@@ -36,7 +36,7 @@ export interface Sut {
 }
 
 export async function sspNodeSut (t: Teardown, opts: Partial<SspNodeOptions> = {}): Promise<Sut> {
-  const node = new SspNode({ domain: SUT, resolver: false, handler: (tx) => tx.body, setupTimeout: TIMEOUT * 3, transactionTimeout: TIMEOUT * 3, ...opts })
+  const node = new SspNode({ domain: SUT, resolver: false, handler: (tx) => tx.primitive, setupTimeout: TIMEOUT * 3, transactionTimeout: TIMEOUT * 3, ...opts })
   node.on('setupError', () => undefined)
   const urls = await node.start()
   t.teardown(() => node.close())

@@ -1,6 +1,15 @@
 /**
  * A scripted SSP peer that behaves like the deployed peers of ssp-notes
- * section 3, on raw `net` sockets:
+ * section 3 and like Baraza (../shared/baraza/README.md), on raw `net` sockets:
+ *
+ *  - it reads ids only from the body, never from `x-wv-*` headers: the
+ *    `Session sessionID` and each `Transaction transactionID`/`mode`;
+ *  - it looks a session up as Baraza does: the body's session id must be the
+ *    node's own id for it, `<token>@<node's domain>`; anything else is unknown;
+ *  - as set-up responder it finds steps 4 and 6 by the transaction id of step 1;
+ *    as initiator it uses one transaction id for steps 1, 4 and 6;
+ *  - every refusal (unknown session, no set-up, wrong digest) is a TCP close
+ *    with no HTTP answer;
  *
  *  - its own POSTs go one at a time (it waits for the 200 before the next),
  *    on one keep-alive connection it opened (a new one after a close);
@@ -19,7 +28,7 @@
  */
 import * as net from 'node:net'
 import {
-  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newSecret, parseSetup, passwordDigest, peekEnvelopeIds,
+  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newPrintableSecret, parseSetup, passwordDigest, peekEnvelopeIds,
   SetupKind, type ParsedSetupMessage, type SessionTransaction, type SetupMessage
 } from '../../src/ssp/messages.js'
 
@@ -50,14 +59,21 @@ export interface RealPeerOptions {
   batch?: number
   /** Keep its connection open between POSTs (default true); false: `Connection: close`, a new connection per POST. */
   keepAlive?: boolean
+  /**
+   * Look sessions up as Baraza does (default true): by the body's session id, which must be
+   * `<token>@<the node's domain>`. false: any id the node issued, with or without `@`.
+   */
+  barazaSessionLookup?: boolean
 }
 
 export interface RealIncoming {
   kind: 'request' | 'notification'
   transactionId: string
-  /** The session id header as received. */
+  /** The session id of the body (the sender's own id). */
   sessionId: string | undefined
   body: string
+  /** The primitive inside the request's Transaction. */
+  primitive: string
 }
 
 /** A POST as the real peer received it. */
@@ -100,6 +116,8 @@ interface RealSession {
 interface ResponderSetup {
   nodeSecret: Buffer
   ourSecret: Buffer
+  /** Transaction id of the node's step 1: steps 4 and 6 must carry it. */
+  tid: string
   stage: 'token' | 'login' | 'done'
 }
 
@@ -107,6 +125,8 @@ interface RequestorSetup {
   ourSecret: Buffer
   nodeSecret: Buffer | undefined
   ourSessionId: string
+  /** One transaction id for our steps 1, 4 and 6. */
+  tid: string
   stage: 'token' | 'login' | 'loginResponse' | 'done'
   resolve: () => void
   reject: (e: Error) => void
@@ -146,6 +166,10 @@ export class RealPeer {
   requested: RealSession | undefined = undefined
   /** Connections it opened to the node. */
   connectionsOpened = 0
+  /** POSTs it refused by closing the connection, with the reason. */
+  readonly closedOn: string[] = []
+  /** The node's domain, as its set-up messages named it. */
+  nodeDomain: string | undefined = undefined
   url = ''
 
   private readonly o: Required<Omit<RealPeerOptions, 'handler' | 'redirectSessionPosts'>> & Pick<RealPeerOptions, 'handler' | 'redirectSessionPosts'>
@@ -177,6 +201,7 @@ export class RealPeer {
       timeout: options.timeout ?? 10_000,
       keepAlive: options.keepAlive ?? true,
       batch: options.batch ?? 1,
+      barazaSessionLookup: options.barazaSessionLookup ?? true,
       handler: options.handler,
       redirectSessionPosts: options.redirectSessionPosts
     }
@@ -231,16 +256,16 @@ export class RealPeer {
         reject(e)
       }
       const rs: RequestorSetup = {
-        ourSecret: newSecret(),
+        ourSecret: newPrintableSecret(),
         nodeSecret: undefined,
         ourSessionId: this.nextSessionId(),
+        tid: this.nextTid(),
         stage: 'token',
         resolve: () => { clearTimeout(timer); resolve() },
         reject: fail
       }
       this.requestor = rs
-      const tid = this.nextTid()
-      this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: tid, domain: this.domain, secret: rs.ourSecret }, true)
+      this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: rs.tid, domain: this.domain, secret: rs.ourSecret }, true)
         .catch(fail)
     })
   }
@@ -266,7 +291,8 @@ export class RealPeer {
   // ------------------------------------------------------------------ outbound POSTs
 
   private postSetup (msg: SetupMessage, headers: boolean): Promise<void> {
-    const body = buildSetup(msg, { secretEncoding: 'base64' }).toString('utf8')
+    // Baraza writes its secret as plain hex, no `encoding` attribute.
+    const body = buildSetup(msg, { secretEncoding: 'plain' }).toString('utf8')
     return this.post(body, headers ? msg.transactionId : undefined, undefined)
   }
 
@@ -377,8 +403,10 @@ export class RealPeer {
   private onPost (s: net.Socket, headers: Record<string, string[]>, body: string): void {
     const tid = headers['x-wv-transactionid']?.[0]
     const sid = headers['x-wv-sessionid']?.[0]
+    const bytes = Buffer.from(body, 'utf8')
+    const ids = peekEnvelopeIds(bytes)
     let setup: ParsedSetupMessage | undefined
-    if (peekEnvelopeIds(Buffer.from(body, 'utf8')).kind === EnvelopeKind.SETUP) {
+    if (ids.kind === EnvelopeKind.SETUP) {
       try { setup = parseSetup(body) } catch { setup = undefined }
     }
     const rec: RealReceived = { headers, tid, sid, body, setup }
@@ -387,43 +415,95 @@ export class RealPeer {
       s.write(`HTTP/1.1 307 Temporary Redirect\r\nLocation: ${this.o.redirectSessionPosts}\r\nContent-Length: 0\r\n\r\n`)
       return
     }
-    s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\nConnection: keep-alive\r\n\r\n')
-    if (setup !== undefined) this.onSetup(setup)
-    else this.onSessionPost(rec)
-  }
-
-  private onSessionPost (rec: RealReceived): void {
-    const tid = rec.tid
-    if (tid === undefined) return
-    const p = this.pending.get(tid)
-    if (p !== undefined) {
-      this.pending.delete(tid)
-      p.resolve(rec)
+    // Baraza decides before it answers: a refusal is a close with no HTTP answer at all.
+    const refusal = setup !== undefined ? this.setupRefusal(setup) : this.sessionRefusal(ids)
+    if (refusal !== undefined) {
+      this.closedOn.push(refusal)
+      this.problems.push(refusal)
+      s.destroy()
       return
     }
-    // A request from the node, in the session named by the header (our name of it).
-    const s = [this.provided, this.requested].find((x) => x !== undefined && (x.ourId === rec.sid || x.nodeId === rec.sid))
-    if (s === undefined) { this.problems.push(`request ${tid} in unknown session ${String(rec.sid)}`); return }
-    const kind = s === this.provided ? 'request' : 'notification'
-    const inner = this.o.handler?.({ kind, transactionId: tid, sessionId: rec.sid, body: rec.body }) ??
-      '<Status code="200"/>'
-    const batch = this.batches.get(s) ?? []
-    batch.push({ mode: Mode.RESPONSE, transactionId: tid, inner })
-    if (batch.length < this.o.batch) { this.batches.set(s, batch); return }
-    this.batches.delete(s)
-    const answer = buildSession(s.ourId, batch).toString('utf8')
-    // The answer: no transaction id header; the session header is the receiver's name, the body ours.
-    this.post(answer, this.o.bareAnswers ? undefined : tid, s.nodeId).catch(() => {})
+    s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\nConnection: keep-alive\r\n\r\n')
+    if (setup !== undefined) this.onSetup(setup, body)
+    else this.onSessionPost(rec, ids)
+  }
+
+  /** The session a body names, looked up as Baraza does (or by any of the node's ids). */
+  private sessionOf (id: string | undefined): RealSession | undefined {
+    if (id === undefined) return undefined
+    if (this.o.barazaSessionLookup) {
+      // Split at `@`: the part after it must be the sender's domain.
+      const at = id.lastIndexOf('@')
+      if (at < 0 || this.nodeDomain === undefined || id.slice(at + 1).toLowerCase() !== this.nodeDomain) return undefined
+    }
+    return [this.provided, this.requested].find((x) => x !== undefined && x.nodeId === id)
+  }
+
+  private sessionRefusal (ids: ReturnType<typeof peekEnvelopeIds>): string | undefined {
+    if (ids.kind !== EnvelopeKind.SESSION) return 'not an SSP message it can dispatch'
+    if (this.sessionOf(ids.sessionId) === undefined) return `unknown session ${String(ids.sessionId)}`
+    return undefined
+  }
+
+  private setupRefusal (msg: ParsedSetupMessage): string | undefined {
+    if (msg.kind === SetupKind.SEND_SECRET_TOKEN) {
+      this.nodeDomain = msg.domain.toLowerCase()
+      return undefined
+    }
+    if (msg.mode !== Mode.REQUEST) return undefined // answers to our own set-up are checked in onSetup
+    const rs = this.responder
+    if (rs === undefined || rs.tid !== msg.transactionId) return `no set-up with transaction id ${msg.transactionId} (step ${msg.kind === SetupKind.LOGIN_REQUEST ? 4 : 6})`
+    if (msg.kind === SetupKind.LOGIN_REQUEST && !digestMatches(rs.ourSecret, msg.digest)) return 'wrong digest in step 4'
+    return undefined
+  }
+
+  private onSessionPost (rec: RealReceived, ids: ReturnType<typeof peekEnvelopeIds>): void {
+    const s = this.sessionOf(ids.sessionId)!
+    const bytes = Buffer.from(rec.body, 'utf8')
+    for (const t of ids.transactions) {
+      const tid = t.transactionId
+      if (tid === undefined) continue
+      if (t.mode === Mode.RESPONSE) {
+        const p = this.pending.get(tid)
+        if (p !== undefined) {
+          this.pending.delete(tid)
+          p.resolve(rec)
+        } else {
+          this.problems.push(`answer ${tid} to no request of ours`)
+        }
+        continue
+      }
+      const kind = s === this.provided ? 'request' : 'notification'
+      const inner = this.o.handler?.({ kind, transactionId: tid, sessionId: ids.sessionId, body: rec.body, primitive: bytes.toString('utf8', t.contentStart, t.contentEnd).trim() }) ??
+        '<Status code="200"/>'
+      const batch = this.batches.get(s) ?? []
+      batch.push({ mode: Mode.RESPONSE, transactionId: tid, inner })
+      if (batch.length < this.o.batch) { this.batches.set(s, batch); continue }
+      this.batches.delete(s)
+      const answer = buildSession(s.ourId, batch).toString('utf8')
+      // The answer: no transaction id header; the session header is the request body's id, the body ours.
+      this.post(answer, this.o.bareAnswers ? undefined : tid, s.nodeId).catch(() => {})
+    }
   }
 
   private digestFor (secret: Buffer): Buffer {
     return this.o.wrongDigest ? passwordDigest(Buffer.from('not the secret')) : passwordDigest(secret)
   }
 
-  private onSetup (msg: ParsedSetupMessage): void {
+  /**
+   * A secret as Baraza keeps it: one it base64-decoded (any `encoding`
+   * attribute) is stored as a C string, so it ends at its first NUL byte.
+   */
+  private keptSecret (secret: Buffer, body: string): Buffer {
+    if (!/<SecretToken[^>]*\sencoding=/.test(body)) return secret
+    const nul = secret.indexOf(0)
+    return nul < 0 ? secret : secret.subarray(0, nul)
+  }
+
+  private onSetup (msg: ParsedSetupMessage, body: string): void {
     if (msg.kind === SetupKind.SEND_SECRET_TOKEN && msg.mode === Mode.REQUEST) {
       // Steps 1-3 as responder: our secret back, with a transaction id of our own.
-      const rs: ResponderSetup = { nodeSecret: msg.secret, ourSecret: newSecret(), stage: 'token' }
+      const rs: ResponderSetup = { nodeSecret: this.keptSecret(msg.secret, body), ourSecret: newPrintableSecret(), tid: msg.transactionId, stage: 'token' }
       this.responder = rs
       const tid = this.o.ownSetupTid ? this.nextTid() : msg.transactionId
       this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: tid, domain: this.domain, secret: rs.ourSecret }, true)
@@ -433,7 +513,6 @@ export class RealPeer {
     if (msg.kind === SetupKind.LOGIN_REQUEST && msg.mode === Mode.REQUEST) {
       const rs = this.responder
       if (rs === undefined || rs.stage !== 'token') { this.problems.push('unexpected step 4'); return }
-      if (!digestMatches(rs.ourSecret, msg.digest)) { this.problems.push('wrong digest in step 4'); return }
       rs.stage = 'login'
       this.postSetup({
         kind: SetupKind.LOGIN_REQUEST, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.domain,
@@ -458,17 +537,17 @@ export class RealPeer {
     const rq = this.requestor
     if (rq === undefined) { this.problems.push(`unexpected ${msg.kind} ${msg.mode}`); return }
     if (msg.kind === SetupKind.SEND_SECRET_TOKEN && rq.stage === 'token') {
-      rq.nodeSecret = msg.secret
+      rq.nodeSecret = this.keptSecret(msg.secret, body)
       rq.stage = 'login'
       this.postSetup({
-        kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: this.nextTid(), domain: this.domain,
-        digest: this.digestFor(msg.secret), timeToLive: 3600
+        kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: rq.tid, domain: this.domain,
+        digest: this.digestFor(rq.nodeSecret), timeToLive: 3600
       }, true).catch(rq.reject)
     } else if (msg.kind === SetupKind.LOGIN_REQUEST && rq.stage === 'login') {
       if (!digestMatches(rq.ourSecret, msg.digest)) { rq.reject(new Error('real peer: wrong digest in step 5')); return }
       rq.stage = 'loginResponse'
       this.postSetup({
-        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: this.nextTid(), sessionId: rq.ourSessionId,
+        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: rq.tid, sessionId: rq.ourSessionId,
         timeToLive: 3600, statusCode: 200
       }, true).catch(rq.reject)
     } else if (msg.kind === SetupKind.LOGIN_RESPONSE && rq.stage === 'loginResponse') {

@@ -70,8 +70,8 @@ export async function startNode (t: Teardown, options: SspNodeOptions): Promise<
 export async function nodePair (t: Teardown, aOptions: Partial<SspNodeOptions> = {}, bOptions: Partial<SspNodeOptions> = {}): Promise<{
   a: SspNode, b: SspNode, ua: string, ub: string
 }> {
-  const { node: a, url: ua } = await startNode(t, { domain: 'a.example', handler: (tx) => tx.body, ...aOptions })
-  const { node: b, url: ub } = await startNode(t, { domain: 'b.example', handler: (tx) => tx.body, ...bOptions })
+  const { node: a, url: ua } = await startNode(t, { domain: 'a.example', handler: (tx) => tx.primitive, ...aOptions })
+  const { node: b, url: ub } = await startNode(t, { domain: 'b.example', handler: (tx) => tx.primitive, ...bOptions })
   a.addPeer('b.example', ub)
   b.addPeer('a.example', ua)
   return { a, b, ua, ub }

@@ -1,0 +1,112 @@
+/**
+ * The SSP envelope the node writes around an application's primitive:
+ *
+ *   <?xml …?><WV-SSP-Message xmlns="…SSP1.3"><Session sessionID="ID">
+ *     <Transaction mode="Request|Response" transactionID="TID">PRIMITIVE</Transaction>
+ *   </Session></WV-SSP-Message>
+ *
+ * The ids in it are the ones the node also writes in `x-wv-transactionid` and
+ * `x-wv-sessionid`, so a peer that reads only the body (Baraza does) and one
+ * that reads only the headers see the same transaction.
+ *
+ * On the hot path this costs one string concatenation (or one Buffer.concat
+ * for a Buffer primitive): everything but the transaction id and the
+ * primitive is made once per session (`EnvelopeWriter`).
+ *
+ * Reading goes the other way without a DOM: `peekEnvelopeIds` gives the byte
+ * range of each Transaction's content, and `primitiveView` trims it to the
+ * primitive as a view of the received body (no copy).
+ */
+import { createError } from '../errors.js'
+import { Mode, ROOT_ELEMENT, SSP_NAMESPACE, SspVersion, type PeekedTransaction } from './messages.js'
+
+const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+const ATTR_UNSAFE = /[&<>"'\t\n\r]/
+const ATTR_ESCAPES: Record<string, string> = {
+  '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;'
+}
+
+/** An id as an XML attribute value. Ids we make never need escaping; a peer's may. */
+export function attrValue (v: string): string {
+  return ATTR_UNSAFE.test(v) ? v.replace(/[&<>"'\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c) : v
+}
+
+const MID = '">'
+const TAIL = `</Transaction></Session></${ROOT_ELEMENT}>`
+const TAIL_BYTES = Buffer.from(TAIL, 'latin1')
+
+/** What an envelope is made of: a primitive, serialised XML, inserted verbatim. */
+export type Primitive = Buffer | string
+
+/**
+ * Writes envelopes for one session: our id for it, the peer's binding
+ * version. Heads are precomputed strings (and their bytes, for Buffer
+ * primitives).
+ */
+export class EnvelopeWriter {
+  private readonly reqHead: string
+  private readonly respHead: string
+  private reqHeadBytes: Buffer | undefined
+  private respHeadBytes: Buffer | undefined
+
+  constructor (sessionId: string, version: SspVersion = SspVersion.V1_3) {
+    const ns = SSP_NAMESPACE[version]
+    if (ns === undefined) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `unsupported SSP version ${String(version)}` })
+    const open = `${XML_DECLARATION}<${ROOT_ELEMENT} xmlns="${ns}"><Session sessionID="${attrValue(sessionId)}">`
+    this.reqHead = `${open}<Transaction mode="${Mode.REQUEST}" transactionID="`
+    this.respHead = `${open}<Transaction mode="${Mode.RESPONSE}" transactionID="`
+  }
+
+  /** A whole request message around `primitive`. */
+  request (transactionId: string, primitive: Primitive): Buffer | string {
+    return this.wrap(false, transactionId, primitive)
+  }
+
+  /** A whole response message around `primitive` (the request's transaction id). */
+  response (transactionId: string, primitive: Primitive): Buffer | string {
+    return this.wrap(true, transactionId, primitive)
+  }
+
+  private wrap (response: boolean, tid: string, primitive: Primitive): Buffer | string {
+    const t = attrValue(tid)
+    if (typeof primitive === 'string') return (response ? this.respHead : this.reqHead) + t + MID + primitive + TAIL
+    let head: Buffer
+    if (response) head = this.respHeadBytes ??= Buffer.from(this.respHead, 'utf8')
+    else head = this.reqHeadBytes ??= Buffer.from(this.reqHead, 'utf8')
+    return Buffer.concat([head, Buffer.from(t + MID, 'utf8'), primitive, TAIL_BYTES])
+  }
+}
+
+const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
+
+/** The primitive of one peeked Transaction: its content without surrounding whitespace, a view of `body`. */
+export function primitiveView (body: Buffer, t: PeekedTransaction): Buffer {
+  let s = t.contentStart
+  let e = t.contentEnd
+  while (s < e && isSpace(body[s])) s++
+  while (e > s && isSpace(body[e - 1])) e--
+  return body.subarray(s, e)
+}
+
+/** Local name of the first element of a primitive (`SendMessageRequest`), or '' when it starts with none. */
+export function primitiveName (primitive: Buffer): string {
+  let i = 0
+  const n = primitive.length
+  // Skip comments and processing instructions before the element.
+  while (i < n && primitive[i] === 0x3c && (primitive[i + 1] === 0x21 || primitive[i + 1] === 0x3f)) {
+    const close = primitive[i + 1] === 0x21 ? primitive.indexOf('-->', i) : primitive.indexOf('?>', i)
+    if (close < 0) return ''
+    i = close + (primitive[i + 1] === 0x21 ? 3 : 2)
+    while (i < n && isSpace(primitive[i])) i++
+  }
+  if (primitive[i] !== 0x3c) return ''
+  let s = i + 1
+  let e = s
+  while (e < n) {
+    const c = primitive[e]!
+    if (isSpace(c) || c === 0x3e || c === 0x2f) break
+    if (c === 0x3a) s = e + 1
+    e++
+  }
+  return primitive.toString('latin1', s, e)
+}

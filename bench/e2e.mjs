@@ -63,7 +63,7 @@ const { SspNode, sendMessageRequest, sendMessageResponse } = await import(join(D
 const { BaselineNode } = await import(join(here, 'baseline-federation.mjs'))
 
 /** The application handler, identical for both engines. */
-const handler = (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
+const handler = () => sendMessageResponse()
 
 function readTls (dir) {
   if (dir === undefined) return undefined
@@ -415,7 +415,7 @@ async function main () {
       machine: machineInfo,
       params: {
         depths, rounds, secs, warmup, requestBytes: body.length,
-        handler: 'sendMessageResponse(sessionId, transactionId), both engines',
+        handler: 'sendMessageResponse() primitive (ours wraps it in the envelope), both engines',
         ...(DIST !== join(root, 'dist') ? { oursBuild: DIST } : {}),
         ours: 'two SspNodes, one connection pair (pair reuse), client pipelineDepth = depth',
         'ours-poll': `the same with busyPollMicros ${BUSY_POLL} on both nodes`,

@@ -67,7 +67,7 @@ function rssOf (pid) {
 async function childIdleB (engine) {
   const { SspNode, sendMessageResponse } = await import(join(DIST, 'index.js'))
   const { BaselineNode } = await import(join(here, 'baseline-federation.mjs'))
-  const handler = (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
+  const handler = () => sendMessageResponse()
   const node = engine === 'ours'
     ? new SspNode({ domain: B_DOMAIN, resolver: false, handler, listen: [{ port: 0, host: '127.0.0.1' }], ...(DEDUPE !== undefined ? { dedupeWindow: DEDUPE } : {}) })
     : new BaselineNode({ domain: B_DOMAIN, handler, pipelining: 16 })

@@ -16,9 +16,10 @@ export { llhttpBuild } from './wire/llhttp.js'
 export { WireClient, type WireClientOptions, type WireCallback, type WireClientStats, type WireRequestError, type WireRequestInfo } from './wire/client.js'
 
 // SSP layer
-export { SspNode, createNode, type Answer, type RequestOptions, type NodeStats } from './ssp/node.js'
+export { SspNode, createNode, Answer, type RequestOptions, type NodeStats } from './ssp/node.js'
 export {
-  NODE_DEFAULTS, TransactionKind, type SspNodeOptions, type ListenSpec, type IncomingTransaction, type IncomingHandler
+  NODE_DEFAULTS, TransactionKind, type SspNodeOptions, type ListenSpec, type IncomingTransaction, type IncomingHandler,
+  type EnvelopeIds, type RawBody
 } from './ssp/options.js'
 export { Role, Session } from './ssp/session.js'
 export { srvResolver, staticResolver, chainResolvers, type PeerEntry, type Resolver, type StaticPeers } from './ssp/directory.js'
@@ -27,4 +28,5 @@ export {
   SetupKind, Mode, SspVersion, SSP_NAMESPACE, type SetupMessage, type ParsedSetupMessage
 } from './ssp/messages.js'
 export { TransactionIds, newSessionId } from './ssp/ids.js'
-export { sendMessageRequest, sendMessageResponse } from './ssp/payload.js'
+export { sendMessageRequest, sendMessageResponse, messageIdOf, type SendMessageOptions } from './ssp/payload.js'
+export { EnvelopeWriter, primitiveView, primitiveName, type Primitive } from './ssp/envelope.js'

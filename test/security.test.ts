@@ -232,7 +232,7 @@ t.test('per-peer limits: bytes in flight, pending transactions; finite defaults'
   t.throws(() => new SspNode(baseOptions('a.example', { maxPendingBytesPerPeer: 0 })), { code: 'SSP_ERR_INVALID_ARGUMENT' }, 'maxPendingBytesPerPeer is checked')
 
   const release: Array<() => void> = []
-  const { node: a, url: ua } = await startNode(t, baseOptions('a.example', { maxPendingBytesPerPeer: 1000 }))
+  const { node: a, url: ua } = await startNode(t, baseOptions('a.example', { maxPendingBytesPerPeer: 2100 }))
   const { node: b, url: ub } = await startNode(t, baseOptions('b.example', {
     handler: (tx) => new Promise<Buffer>((resolve) => release.push(() => resolve(tx.primitive)))
   }))
@@ -240,10 +240,11 @@ t.test('per-peer limits: bytes in flight, pending transactions; finite defaults'
   a.addPeer('b.example', ub)
   b.addPeer('a.example', ua)
   await a.connect('b.example')
-  const body = (n: number): string => `<q n="${n}">${'x'.repeat(400)}</q>`
+  // Counted are the bytes on the wire: about 867 per request with the envelope (~255 bytes) around it.
+  const body = (n: number): string => `<q n="${n}">${'x'.repeat(600)}</q>`
   const first = a.request('b.example', body(1))
   const second = a.request('b.example', body(2))
-  t.equal(await codeOf(a.request('b.example', body(3))), 'SSP_ERR_PEER_LIMIT', 'a third 400-byte body would pass 1000 bytes in flight')
+  t.equal(await codeOf(a.request('b.example', body(3))), 'SSP_ERR_PEER_LIMIT', 'a third such request would pass 2100 bytes in flight')
   const small = a.request('b.example', '<small/>')
   await until(() => release.length === 3, 'B holds three')
   t.equal(a.getStats().pending, 3, 'a small body still fits: the limit is on bytes')

@@ -10,6 +10,7 @@
 import t from 'tap'
 import { ContentType } from '../src/wire/header-bytes.js'
 import { Role } from '../src/ssp/session.js'
+import { peekEnvelopeIds } from '../src/ssp/messages.js'
 import type { IncomingTransaction } from '../src/ssp/options.js'
 import { makeCerts } from './helpers/certs.js'
 import { deadUrl, realPeer, silentServer } from './helpers/real-peer.js'
@@ -92,7 +93,14 @@ t.test('S-005: the response half carries the transaction id of the request', asy
     t.equal(answer.primitive.toString(), `<SendMessageResponse for="${answer.transactionId}"/>`, 'answer matched to its request')
     const post = toA.find((p) => p.tid === answer.transactionId)
     t.ok(post, `the answer POST to A carries x-wv-transactionid ${answer.transactionId}`)
-    t.equal(post?.body, answer.primitive.toString())
+    t.equal(post?.body, answer.body.toString(), 'the answer is that POST\'s body')
+    const ids = peekEnvelopeIds(Buffer.from(post?.body ?? ''))
+    t.same(ids.transactions.map((x) => [x.mode, x.transactionId]), [['Response', answer.transactionId]],
+      'its body names the same transaction, as a Response')
+  }
+  for (const req of sessionPosts(posts, portOf(ub))) {
+    const ids = peekEnvelopeIds(Buffer.from(req.body))
+    t.same(ids.transactions.map((x) => [x.mode, x.transactionId]), [['Request', req.tid]], 'each request body names its header\'s transaction id')
   }
 })
 
@@ -108,9 +116,12 @@ t.test('S-006: requests and responses carry the session id', async (t) => {
   const response = sessionPosts(posts, portOf(ua))
   t.equal(request.length, 1)
   t.equal(response.length, 1)
-  t.equal(request[0]?.sid, atB.id, 'the request names the session as the receiver (B) does')
-  t.equal(response[0]?.sid, atA.id, 'the response names the session as the receiver (A) does')
-  t.equal(answer.sessionId, atA.id)
+  // Each side names the session by its own id, in the header and in the body alike (Baraza's rule).
+  t.equal(request[0]?.sid, atA.id, 'the request names the session as its sender (A) does')
+  t.equal(peekEnvelopeIds(Buffer.from(request[0]?.body ?? '')).sessionId, atA.id, 'and so does its body')
+  t.equal(response[0]?.sid, atB.id, 'the response names the session as its sender (B) does')
+  t.equal(peekEnvelopeIds(Buffer.from(response[0]?.body ?? '')).sessionId, atB.id, 'and so does its body')
+  t.equal(answer.sessionId, atB.id)
 })
 
 // ------------------------------------------------------------------ S-007 .. S-009: connections
@@ -293,8 +304,9 @@ t.test('S-012: every POST carries x-wv-transactionid in the 5.6 grammar, and x-w
     [node.session(peer, Role.REQUESTOR)?.id, node.session(peer, Role.PROVIDER)?.id]
   for (const p of posts.filter((x) => !isSetupBody(x.body))) {
     t.ok(p.sid !== undefined && ID_GRAMMAR.test(p.sid), `x-wv-sessionid ${String(p.sid)}`)
-    const receiver = p.port === portOf(ua) ? idsAt(a, 'b.example') : idsAt(b, 'a.example')
-    t.ok(receiver.includes(p.sid), 'names one of the receiver\'s sessions')
+    const sender = p.port === portOf(ua) ? idsAt(b, 'a.example') : idsAt(a, 'b.example')
+    t.ok(sender.includes(p.sid), 'names one of the sender\'s sessions')
+    t.equal(peekEnvelopeIds(Buffer.from(p.body)).sessionId, p.sid, 'the body names the same session')
   }
   t.ok(posts.filter((x) => isSetupBody(x.body)).every((p) => p.sid === undefined), 'set-up POSTs: no session yet, no session id')
 })

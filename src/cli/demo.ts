@@ -32,7 +32,8 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
   const quiet = o.json === true
   const log = createLogger(quiet ? 'error' : o.logLevel)
   const out = (s: string): void => { if (!quiet) process.stdout.write(s + '\n') }
-  const handler = (tx: { sessionId: string, transactionId: string }): Buffer => sendMessageResponse(tx.sessionId, tx.transactionId)
+  // The answer primitive; each node wraps it as the Response of the request's transaction.
+  const handler = (): Buffer => sendMessageResponse()
   const busyPollMicros = parseBusyPoll(o.busyPoll)
   const a = new SspNode({ domain: 'a.example', resolver: false, handler, busyPollMicros })
   const b = new SspNode({ domain: 'b.example', resolver: false, handler, busyPollMicros })
@@ -51,13 +52,14 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
     out(`sessions up both ways over one connection pair (inbound connections: a ${inA}, b ${inB})`)
     out(`running ${count} transactions each way at pipeline depth ${depth}, ${size}-byte SendMessageRequests`)
 
-    const body = sendMessageRequest(size)
+    const bodyAB = sendMessageRequest(size, { from: 'wv:alice@a.example', to: 'wv:bob@b.example' })
+    const bodyBA = sendMessageRequest(size, { from: 'wv:bob@b.example', to: 'wv:alice@a.example' })
     const progress = new Progress(2 * count, quiet ? 'none' : 'auto', 'demo')
     let doneAB = 0
     let doneBA = 0
     const [ab, ba] = await Promise.all([
-      runLoad(a, 'b.example', { count, depth, body, onProgress: (n) => { doneAB = n; progress.update(doneAB + doneBA) } }),
-      runLoad(b, 'a.example', { count, depth, body, onProgress: (n) => { doneBA = n; progress.update(doneAB + doneBA) } })
+      runLoad(a, 'b.example', { count, depth, body: bodyAB, onProgress: (n) => { doneAB = n; progress.update(doneAB + doneBA) } }),
+      runLoad(b, 'a.example', { count, depth, body: bodyBA, onProgress: (n) => { doneBA = n; progress.update(doneAB + doneBA) } })
     ])
     progress.stop()
     const total = merge(ab, ba)

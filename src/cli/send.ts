@@ -38,7 +38,7 @@ export async function sendCommand (o: SendOptions): Promise<number> {
     posture: o.posture,
     busyPollMicros: parseBusyPoll(o.busyPoll),
     client: clientTls(o),
-    handler: (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
+    handler: () => sendMessageResponse()
   })
   logNodeEvents(node, log)
   const [url] = await node.start()
@@ -46,7 +46,7 @@ export async function sendCommand (o: SendOptions): Promise<number> {
   try {
     await node.connect(o.to)
     const progress = new Progress(count, o.json === true ? 'none' : 'auto', `${node.domain} → ${o.to}`)
-    const r = await runLoad(node, o.to, { count, depth, body: sendMessageRequest(size), onProgress: (n) => progress.update(n) })
+    const r = await runLoad(node, o.to, { count, depth, body: sendMessageRequest(size, { from: `wv:alice@${o.domain}`, to: `wv:carol@${o.to}` }), onProgress: (n) => progress.update(n) })
     progress.stop()
     const st = node.getStats()
     const extras = {

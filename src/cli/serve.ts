@@ -3,7 +3,7 @@
  * SSP POST; with --domain, a full SSP node (sessions, transactions, answers).
  */
 import { SspNode } from '../ssp/node.js'
-import { sendMessageResponse } from '../ssp/payload.js'
+import { messageIdOf, sendMessageResponse } from '../ssp/payload.js'
 import { createError } from '../errors.js'
 import { WireServer } from '../wire/server.js'
 import type { Posture } from '../wire/server-options.js'
@@ -78,9 +78,9 @@ async function serveNode (o: ServeOptions, spec: ReturnType<typeof listenSpec>, 
     posture: o.posture,
     busyPollMicros: parseBusyPoll(o.busyPoll),
     client: clientTls(o),
-    // --echo: the response half carries the request's own body. Otherwise a
-    // SendMessageResponse with Status 200 for every request.
-    handler: o.echo === true ? (tx) => tx.body : (tx) => sendMessageResponse(tx.sessionId, tx.transactionId)
+    // --echo: the response half carries the request's own primitive. Otherwise a
+    // SendMessageResponse with Status 200 (and the request's messageID, when it has one).
+    handler: o.echo === true ? (tx) => tx.primitive : (tx) => sendMessageResponse(messageIdOf(tx.primitive))
   })
   logNodeEvents(node, log)
   const [url] = await node.start()

@@ -100,7 +100,9 @@ export function checkInitiatorIds (run: LabRun): Check {
     }
     const prev = seen.get(tid)
     // The same request POSTed again (after a redirect or a lost 200) keeps its id; another request may not.
-    if (prev !== undefined && !prev.request.body.equals(e.request.body)) {
+    // A set-up is one transaction: the initiator's steps 1, 4 and 6 carry one id (Baraza finds the set-up by it).
+    const laterSetupStep = prev !== undefined && REQUEST_STEPS.has(prev.purpose) && REQUEST_STEPS.has(e.purpose) && e.purpose > prev.purpose
+    if (prev !== undefined && !laterSetupStep && !prev.request.body.equals(e.request.body)) {
       bad.push([e, `${e.purpose}: x-wv-transactionid ${tid} was already used by #${prev.n} for another request`])
       continue
     }

@@ -1,0 +1,79 @@
+/**
+ * The envelope the node writes (src/ssp/envelope.ts) and the primitive views
+ * it hands the application: what is written reads back with the same ids and
+ * the primitive byte for byte, for string and Buffer primitives, both
+ * versions, ids that need escaping; and the content offsets of
+ * peekEnvelopeIds name exactly each Transaction's content.
+ */
+import t from 'tap'
+import fc from 'fast-check'
+import { XMLValidator } from 'fast-xml-parser'
+import { EnvelopeWriter, primitiveName, primitiveView } from '../src/ssp/envelope.js'
+import { buildSession, peekEnvelopeIds, SSP_NAMESPACE } from '../src/ssp/messages.js'
+
+const PRIM = '<SendMessageRequest deliveryReport="No"><MessageInfo messageID="m1"/><ContentData>hi &amp; bye</ContentData></SendMessageRequest>'
+
+t.test('request and response envelopes read back with their ids and primitive', async (t) => {
+  for (const version of ['1.3', '1.2'] as const) {
+    const w = new EnvelopeWriter('S7@a.example', version)
+    for (const prim of [PRIM, Buffer.from(PRIM)]) {
+      for (const [mode, body] of [['Request', w.request('T_1', prim)], ['Response', w.response('0000000002-0', prim)]] as const) {
+        const buf = Buffer.isBuffer(body) ? body : Buffer.from(body)
+        t.equal(typeof body, typeof prim === 'string' ? 'string' : 'object', 'a string primitive stays a string (one concatenation)')
+        t.equal(XMLValidator.validate(buf.toString()), true, `${version} ${mode}: well-formed`)
+        t.ok(buf.toString().includes(`xmlns="${SSP_NAMESPACE[version]}"`), 'namespace of the peer\'s version')
+        const ids = peekEnvelopeIds(buf)
+        t.equal(ids.kind, 'session')
+        t.equal(ids.sessionId, 'S7@a.example')
+        t.equal(ids.transactions.length, 1)
+        const tx = ids.transactions[0]!
+        t.equal(tx.mode, mode)
+        t.equal(tx.transactionId, mode === 'Request' ? 'T_1' : '0000000002-0')
+        t.equal(primitiveView(buf, tx).toString(), PRIM, 'the primitive back, byte for byte')
+        t.equal(primitiveName(primitiveView(buf, tx)), 'SendMessageRequest')
+      }
+    }
+  }
+})
+
+t.test('ids that need escaping are escaped and read back', async (t) => {
+  const w = new EnvelopeWriter('a"b&c<d')
+  const body = Buffer.from(w.request("t'1>", '<x/>') as string)
+  t.equal(XMLValidator.validate(body.toString()), true)
+  const ids = peekEnvelopeIds(body)
+  t.equal(ids.sessionId, 'a"b&c<d')
+  t.equal(ids.transactions[0]?.transactionId, "t'1>")
+})
+
+t.test('unsupported version is refused with a code', async (t) => {
+  t.throws(() => new EnvelopeWriter('s', '9.9' as '1.3'), { code: 'SSP_ERR_INVALID_ARGUMENT' })
+})
+
+t.test('primitive view is a view of the body (no copy), trimmed; batches give one per Transaction', async (t) => {
+  const body = Buffer.from(`<WV-SSP-Message><Session sessionID="6@x.example">
+<Transaction mode="Response" transactionID="a1">
+  <SendMessageResponse><Status code="200"/></SendMessageResponse>
+</Transaction><Transaction mode="Request" transactionID="a2"><!-- c --><ssp:Status code="200"/></Transaction>
+<Transaction mode="Request" transactionID="a3"/></Session></WV-SSP-Message>`)
+  const ids = peekEnvelopeIds(body)
+  t.equal(ids.transactions.length, 3)
+  const [a, b, c] = ids.transactions.map((x) => primitiveView(body, x))
+  t.equal(a?.toString(), '<SendMessageResponse><Status code="200"/></SendMessageResponse>')
+  t.equal(a?.buffer, body.buffer, 'shares the body\'s memory')
+  t.equal(b?.toString(), '<!-- c --><ssp:Status code="200"/>')
+  t.equal(primitiveName(b!), 'Status', 'name after a comment, without prefix')
+  t.equal(c?.length, 0, 'a self-closing Transaction has an empty primitive')
+  t.equal(primitiveName(c!), '')
+})
+
+t.test('content offsets: whatever buildSession writes, the view is the inner XML', async (t) => {
+  const inner = fc.constantFrom('<Status code="200"/>', '<A><B x="1">t</B></A>', ' <C/> ', '<D>&lt;Transaction&gt;</D>')
+  const tr = fc.record({ mode: fc.constantFrom('Request' as const, 'Response' as const), transactionId: fc.stringMatching(/^[A-Za-z0-9_]{1,8}$/), inner })
+  fc.assert(fc.property(fc.array(tr, { minLength: 1, maxLength: 5 }), (trs) => {
+    const body = buildSession('s', trs)
+    const r = peekEnvelopeIds(body)
+    return r.transactions.length === trs.length &&
+      r.transactions.every((x, i) => primitiveView(body, x).toString() === trs[i]!.inner.trim())
+  }), { seed: 7, numRuns: 300 })
+  t.pass('property held for 300 generated sessions')
+})

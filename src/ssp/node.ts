@@ -816,8 +816,10 @@ export class SspNode extends EventEmitter {
     if (chSetupError.hasSubscribers) chSetupError.publish({ node: this, peer: peer.domain, role, error: err })
     this.emit('setupError', { peer: peer.domain, role, error: err })
     // The requests waiting for a set-up we initiated are failed (or the set-up retried) by startSetup.
-    // Close what the failed set-up opened, unless a live session uses it.
-    if (clients !== undefined && peer.requestor === undefined && peer.provider === undefined) {
+    // Close what the failed set-up opened, unless a live session uses it or the set-up in
+    // the other role (both sides may start one at once: Baraza does when it has a message
+    // for us) still needs it.
+    if (clients !== undefined && peer.requestor === undefined && peer.provider === undefined && !this.setup.has(peer.domain)) {
       for (const c of clients) { c.destroy(); this.orphanClients.delete(c) }
       if (peer.shared === clients) peer.shared = undefined
       for (const conn of peer.inbound) conn.close()

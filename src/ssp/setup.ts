@@ -199,9 +199,9 @@ export class SetupCoordinator {
     this.host.resolvePeer(peer).then((entry) => {
       if (ex.stage === Stage.DONE) return
       ex.clients = this.host.clientsFor(peer, Role.PROVIDER)
-      return this.send(ex, entry, {
+      this.reply(ex, {
         kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.host.domain, secret: ex.ourSecret
-      }, true)
+      }, 0, true)
     }).catch((err: SspError) => this.fail(ex, err))
   }
 
@@ -322,19 +322,19 @@ export class SetupCoordinator {
    * again after a short jittered delay (100 ms, doubling), at most
    * `setupStepRetries` times and never past the set-up deadline.
    */
-  private reply (ex: Exchange, msg: SetupMessage, attempt = 0): void {
+  private reply (ex: Exchange, msg: SetupMessage, attempt = 0, firstOnConnection = false): void {
     const entry = ex.peer.entry
     if (entry === undefined || ex.clients === undefined) {
       this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: 'no connection to answer on' }))
       return
     }
     const stage = ex.stage
-    this.send(ex, entry, msg, false).catch((err: SspError) => {
+    this.send(ex, entry, msg, firstOnConnection).catch((err: SspError) => {
       if (ex.stage !== stage) return // answered meanwhile (the close came after the answer) or failed
       if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < this.host.setupStepRetries) {
         this.host.countStepRetry()
         const delay = 100 * 2 ** attempt * (0.5 + Math.random() / 2)
-        const timer = setTimeout(() => { if (ex.stage === stage) this.reply(ex, msg, attempt + 1) }, delay)
+        const timer = setTimeout(() => { if (ex.stage === stage) this.reply(ex, msg, attempt + 1, firstOnConnection) }, delay)
         timer.unref()
         return
       }

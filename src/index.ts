@@ -28,5 +28,5 @@ export {
   SetupKind, Mode, SspVersion, SSP_NAMESPACE, type SetupMessage, type ParsedSetupMessage
 } from './ssp/messages.js'
 export { TransactionIds, newSessionId } from './ssp/ids.js'
-export { sendMessageRequest, sendMessageResponse, messageIdOf, type SendMessageOptions } from './ssp/payload.js'
+export { sendMessageRequest, sendMessageRequests, sendMessageResponse, messageIdOf, type SendMessageOptions } from './ssp/payload.js'
 export { EnvelopeWriter, primitiveView, primitiveName, type Primitive } from './ssp/envelope.js'

@@ -4,7 +4,7 @@
  * connection pair; then transactions both ways, pipelined; then a summary.
  */
 import { SspNode } from '../ssp/node.js'
-import { sendMessageRequest, sendMessageResponse } from '../ssp/payload.js'
+import { sendMessageRequests, sendMessageResponse } from '../ssp/payload.js'
 import { EXIT } from './exit.js'
 import { newHistogram, runLoad, type LoadResult } from './load.js'
 import { createLogger, type LogLevel } from './log.js'
@@ -52,8 +52,8 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
     out(`sessions up both ways over one connection pair (inbound connections: a ${inA}, b ${inB})`)
     out(`running ${count} transactions each way at pipeline depth ${depth}, ${size}-byte SendMessageRequests`)
 
-    const bodyAB = sendMessageRequest(size, { from: 'wv:alice@a.example', to: 'wv:bob@b.example' })
-    const bodyBA = sendMessageRequest(size, { from: 'wv:bob@b.example', to: 'wv:alice@a.example' })
+    const bodyAB = sendMessageRequests(size, { from: 'wv:alice@a.example', to: 'wv:bob@b.example' })
+    const bodyBA = sendMessageRequests(size, { from: 'wv:bob@b.example', to: 'wv:alice@a.example' })
     const progress = new Progress(2 * count, quiet ? 'none' : 'auto', 'demo')
     let doneAB = 0
     let doneBA = 0

@@ -27,7 +27,8 @@ export function newHistogram (): hdr.Histogram {
 export interface LoadOptions {
   count: number
   depth: number
-  body: Buffer
+  /** The request primitive, or a function making the n-th one (e.g. with its own messageID). */
+  body: Buffer | ((n: number) => Buffer)
   onProgress?: (done: number) => void
 }
 
@@ -38,6 +39,7 @@ export function runLoad (node: SspNode, peer: string, o: LoadOptions): Promise<L
   const errors: Record<string, number> = {}
   const rttBuckets = new Array<number>(40).fill(0)
   let sent = 0
+  let bytesSent = 0
   let answered = 0
   let ended = 0
   const start = performance.now()
@@ -52,13 +54,15 @@ export function runLoad (node: SspNode, peer: string, o: LoadOptions): Promise<L
         ack,
         rtt,
         rttBuckets,
-        bytesSent: sent * o.body.length
+        bytesSent
       })
     }
     const pump = (): void => {
       while (sent - ended < o.depth && sent < o.count) {
+        const body = typeof o.body === 'function' ? o.body(sent) : o.body
         sent++
-        node.request(peer, o.body).then((a) => {
+        bytesSent += body.length
+        node.request(peer, body).then((a) => {
           answered++
           const us = Math.max(1, Math.round(a.rttMicros))
           rtt.recordValue(us)

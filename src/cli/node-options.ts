@@ -4,7 +4,7 @@ import { createError } from '../errors.js'
 import type { StaticPeers } from '../ssp/directory.js'
 import type { ListenSpec } from '../ssp/options.js'
 
-/** commander collector for a repeatable --peer DOMAIN=URL[,1.2]. */
+/** commander collector for a repeatable --peer DOMAIN=URL[,1.2][,depth=N]. */
 export function collectPeer (value: string, prev: string[] = []): string[] {
   return [...prev, value]
 }
@@ -15,10 +15,16 @@ export function parsePeers (list: readonly string[] = []): StaticPeers {
     const eq = item.indexOf('=')
     if (eq <= 0) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `--peer wants DOMAIN=URL, got ${item}` })
     const domain = item.slice(0, eq)
-    let url = item.slice(eq + 1)
+    // URL first, then comma-separated flags: `1.2` (a version 1.2 peer), `depth=N` (its pipeline depth; 1 for Baraza).
+    const [url = '', ...flags] = item.slice(eq + 1).split(',')
     let version: '1.3' | '1.2' = '1.3'
-    if (url.endsWith(',1.2')) { version = '1.2'; url = url.slice(0, -4) }
-    peers[domain] = { url, version }
+    let pipelineDepth: number | undefined
+    for (const f of flags) {
+      if (f === '1.2') version = '1.2'
+      else if (f.startsWith('depth=')) pipelineDepth = parseCount('--peer depth', f.slice(6), 1)
+      else throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `--peer ${item}: unknown flag ${f} (1.2 or depth=N)` })
+    }
+    peers[domain] = { url, version, ...(pipelineDepth === undefined ? {} : { pipelineDepth }) }
   }
   return peers
 }

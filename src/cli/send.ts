@@ -1,6 +1,6 @@
 /** `send`: set up a session with a peer and run N transactions at depth K. */
 import { SspNode } from '../ssp/node.js'
-import { sendMessageRequest, sendMessageResponse } from '../ssp/payload.js'
+import { sendMessageRequests, sendMessageResponse } from '../ssp/payload.js'
 import type { Posture } from '../wire/server-options.js'
 import { EXIT } from './exit.js'
 import { runLoad } from './load.js'
@@ -15,6 +15,8 @@ export interface SendOptions extends TlsFlags {
   domain: string
   peer?: string[]
   to: string
+  /** User part of the recipient (wv:<recipient>@<to>). */
+  recipient?: string
   count: string
   depth: string
   size: string
@@ -46,7 +48,7 @@ export async function sendCommand (o: SendOptions): Promise<number> {
   try {
     await node.connect(o.to)
     const progress = new Progress(count, o.json === true ? 'none' : 'auto', `${node.domain} → ${o.to}`)
-    const r = await runLoad(node, o.to, { count, depth, body: sendMessageRequest(size, { from: `wv:alice@${o.domain}`, to: `wv:carol@${o.to}` }), onProgress: (n) => progress.update(n) })
+    const r = await runLoad(node, o.to, { count, depth, body: sendMessageRequests(size, { from: `wv:alice@${o.domain}`, to: `wv:${o.recipient ?? 'bob'}@${o.to}` }), onProgress: (n) => progress.update(n) })
     progress.stop()
     const st = node.getStats()
     const extras = {

@@ -20,6 +20,13 @@ export interface PeerEntry {
    * decoded secret as a C string).
    */
   secretEncoding?: 'plain' | 'base64'
+  /**
+   * POSTs outstanding at once on each connection to this peer (overrides
+   * `client.pipelineDepth`). Baraza needs 1: its HTTP server (Kannel's)
+   * leaves pipelined requests in its read buffer until more bytes arrive, so
+   * the last requests of a burst wait forever (measured: 2 of 200 at depth 4).
+   */
+  pipelineDepth?: number
 }
 
 export type Resolver = (domain: string) => Promise<PeerEntry | undefined>
@@ -40,7 +47,15 @@ export function normalizePeer (domain: string, v: string | PeerEntry): PeerEntry
   if (e.secretEncoding !== undefined && e.secretEncoding !== 'plain' && e.secretEncoding !== 'base64') {
     throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `peer ${domain}: secretEncoding must be plain or base64` })
   }
-  return { url: u.toString(), version: e.version ?? '1.3', ...(e.secretEncoding === undefined ? {} : { secretEncoding: e.secretEncoding }) }
+  if (e.pipelineDepth !== undefined && (!Number.isInteger(e.pipelineDepth) || e.pipelineDepth < 1)) {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `peer ${domain}: pipelineDepth must be a positive integer` })
+  }
+  return {
+    url: u.toString(),
+    version: e.version ?? '1.3',
+    ...(e.secretEncoding === undefined ? {} : { secretEncoding: e.secretEncoding }),
+    ...(e.pipelineDepth === undefined ? {} : { pipelineDepth: e.pipelineDepth })
+  }
 }
 
 export function staticResolver (peers: StaticPeers): Resolver {

@@ -780,7 +780,13 @@ export class SspNode extends EventEmitter {
     const n = this.o.pairs ?? NODE_DEFAULTS.pairs
     const clients: WireClient[] = []
     for (let i = 0; i < n; i++) {
-      const c = new WireClient(entry.url, { busyPollMicros: this.o.busyPollMicros ?? NODE_DEFAULTS.busyPollMicros, ...this.o.client, version: entry.version ?? '1.3', allowAnyIds: this.interop })
+      const c = new WireClient(entry.url, {
+        busyPollMicros: this.o.busyPollMicros ?? NODE_DEFAULTS.busyPollMicros,
+        ...this.o.client,
+        ...(entry.pipelineDepth === undefined ? {} : { pipelineDepth: entry.pipelineDepth }),
+        version: entry.version ?? '1.3',
+        allowAnyIds: this.interop
+      })
       // Connection events are reported through diagnostics_channel by the client; a listener here keeps
       // a failing peer from ever becoming an unhandled 'error'.
       c.on('error', () => {})

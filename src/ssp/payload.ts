@@ -9,6 +9,7 @@
  * around them with the ids of the x-wv-* headers. The transport never looks
  * inside them.
  */
+import { randomBytes } from 'node:crypto'
 import { attrValue } from './envelope.js'
 
 export interface SendMessageOptions {
@@ -43,6 +44,16 @@ export function sendMessageRequest (size: number, o: SendMessageOptions = {}): B
   const n = Math.max(1, Math.floor((Math.max(0, size - fixed) * 3) / 4))
   const text = 'x'.repeat(n)
   return Buffer.from(`${head}${n}${mid}${Buffer.from(text).toString('base64')}${tail}`)
+}
+
+/**
+ * SendMessageRequest primitives with a fresh messageID each (a random prefix
+ * and a counter): Baraza keys its delivery queue by messageID and drops a
+ * message whose id it has seen.
+ */
+export function sendMessageRequests (size: number, o: Omit<SendMessageOptions, 'messageId'> = {}): (n: number) => Buffer {
+  const prefix = 'm' + randomBytes(8).toString('hex') + '-'
+  return (n) => sendMessageRequest(size, { ...o, messageId: prefix + n.toString(36) })
 }
 
 const OK_RESPONSE = Buffer.from('<SendMessageResponse><Status code="200"/></SendMessageResponse>')

@@ -38,7 +38,7 @@ const CONFORMING: RealPeerOptions = { realTids: false, realSessionIds: false, ow
 
 const realHandler = (tx: RealIncoming): string => `<SendMessageResponse kind="${tx.kind}"><Status code="200"/></SendMessageResponse>`
 
-async function setup (t: Test, posture: 'interop' | 'strict', peer: RealPeerOptions = {}, node: { setupTimeout?: number, transactionTimeout?: number } = {}) {
+async function setup (t: Test, posture: 'interop' | 'strict', peer: RealPeerOptions = {}, node: { setupTimeout?: number, transactionTimeout?: number, setupStepRetries?: number, setupRetries?: number } = {}) {
   const seen: IncomingTransaction[] = []
   const { node: a, url } = await startNode(t, {
     domain: 'a.example',
@@ -248,4 +248,21 @@ t.test('strict: a peer whose only deviations are the charset parameter and two C
   t.same(a.getStats().interop, {}, 'nothing needed the interop posture')
   t.same(a.getStats().wire[0]!.errors, {})
   t.ok(posts.length > 0 && posts.every((p) => p.contentTypeHeader === 'application/vnd.wv.ssp+xml; charset=UTF-8' && p.deviations === 0))
+})
+
+t.test('interop: a step 4 refused by a close right after step 3 (Baraza commits late) is POSTed again', async (t) => {
+  const { a, real } = await setup(t, 'interop', { commitDelayMs: 40 })
+  const answer = await guarded(a.request('real.example', '<SendMessageRequest/>'), 'set-up and request')
+  t.match(answer.primitive.toString(), 'kind="request"')
+  t.ok(real.step4Refusals >= 1, `the real peer closed on ${real.step4Refusals} early step 4(s)`)
+  t.equal(a.getStats().setupStepRetries, real.step4Refusals, 'each one POSTed again (setupStepRetries)')
+  t.equal(a.getStats().setupFailures, 0)
+})
+
+t.test('interop: without step retries (and set-up retries) the same refusal fails the set-up, typed', async (t) => {
+  const { a, real } = await setup(t, 'interop', { commitDelayMs: 60_000 }, { setupStepRetries: 0, setupRetries: 0 })
+  const e = await rejectionOf(a.request('real.example', '<SendMessageRequest/>'))
+  t.equal(e.code, 'SSP_ERR_UNACKNOWLEDGED', 'the close before the 200 of step 4')
+  t.equal(real.step4Refusals, 1)
+  t.equal(a.getStats().setupStepRetries, 0)
 })

@@ -64,6 +64,11 @@ export interface RealPeerOptions {
    * `<token>@<the node's domain>`. false: any id the node issued, with or without `@`.
    */
   barazaSessionLookup?: boolean
+  /**
+   * As set-up responder, refuse (close on) a step 4 that arrives within this many ms of
+   * its own step 3 leaving: Baraza sends step 3 before its database commit. Default 5; 0: never.
+   */
+  commitDelayMs?: number
 }
 
 export interface RealIncoming {
@@ -118,6 +123,8 @@ interface ResponderSetup {
   ourSecret: Buffer
   /** Transaction id of the node's step 1: steps 4 and 6 must carry it. */
   tid: string
+  /** When our step 3 was written (performance.now()). */
+  step3At: number
   stage: 'token' | 'login' | 'done'
 }
 
@@ -168,6 +175,8 @@ export class RealPeer {
   connectionsOpened = 0
   /** POSTs it refused by closing the connection, with the reason. */
   readonly closedOn: string[] = []
+  /** Step 4s refused for coming too soon after step 3 (commitDelayMs). */
+  step4Refusals = 0
   /** The node's domain, as its set-up messages named it. */
   nodeDomain: string | undefined = undefined
   url = ''
@@ -202,6 +211,7 @@ export class RealPeer {
       keepAlive: options.keepAlive ?? true,
       batch: options.batch ?? 1,
       barazaSessionLookup: options.barazaSessionLookup ?? true,
+      commitDelayMs: options.commitDelayMs ?? 5,
       handler: options.handler,
       redirectSessionPosts: options.redirectSessionPosts
     }
@@ -419,7 +429,7 @@ export class RealPeer {
     const refusal = setup !== undefined ? this.setupRefusal(setup) : this.sessionRefusal(ids)
     if (refusal !== undefined) {
       this.closedOn.push(refusal)
-      this.problems.push(refusal)
+      if (!refusal.startsWith('step 4 before')) this.problems.push(refusal)
       s.destroy()
       return
     }
@@ -453,6 +463,10 @@ export class RealPeer {
     if (msg.mode !== Mode.REQUEST) return undefined // answers to our own set-up are checked in onSetup
     const rs = this.responder
     if (rs === undefined || rs.tid !== msg.transactionId) return `no set-up with transaction id ${msg.transactionId} (step ${msg.kind === SetupKind.LOGIN_REQUEST ? 4 : 6})`
+    if (msg.kind === SetupKind.LOGIN_REQUEST && rs.stage === 'token' && performance.now() - rs.step3At < this.o.commitDelayMs) {
+      this.step4Refusals++
+      return 'step 4 before our set-up row committed'
+    }
     if (msg.kind === SetupKind.LOGIN_REQUEST && !digestMatches(rs.ourSecret, msg.digest)) return 'wrong digest in step 4'
     return undefined
   }
@@ -503,7 +517,7 @@ export class RealPeer {
   private onSetup (msg: ParsedSetupMessage, body: string): void {
     if (msg.kind === SetupKind.SEND_SECRET_TOKEN && msg.mode === Mode.REQUEST) {
       // Steps 1-3 as responder: our secret back, with a transaction id of our own.
-      const rs: ResponderSetup = { nodeSecret: this.keptSecret(msg.secret, body), ourSecret: newPrintableSecret(), tid: msg.transactionId, stage: 'token' }
+      const rs: ResponderSetup = { nodeSecret: this.keptSecret(msg.secret, body), ourSecret: newPrintableSecret(), tid: msg.transactionId, stage: 'token', step3At: performance.now() }
       this.responder = rs
       const tid = this.o.ownSetupTid ? this.nextTid() : msg.transactionId
       this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: tid, domain: this.domain, secret: rs.ourSecret }, true)

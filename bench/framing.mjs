@@ -266,6 +266,27 @@ function nodeParserCase () {
   return { how, cases: [['node parser (_http_common)', run]] }
 }
 
+// ------------------------------------------------------------------ the SSP envelope (src/ssp/envelope.ts)
+
+async function envelopeCases () {
+  const { EnvelopeWriter, primitiveView, primitiveName } = await import(join(dist, 'ssp/envelope.js'))
+  const { peekEnvelopeIds } = await import(join(dist, 'ssp/messages.js'))
+  const { sendMessageRequest } = await import(join(dist, 'ssp/payload.js'))
+  const w = new EnvelopeWriter('SbwpnJjGaqvw2eOndZ301pz@a.example')
+  const primBuf = sendMessageRequest(380, { from: 'wv:alice@a.example', to: 'wv:bob@b.example' })
+  const primStr = primBuf.toString()
+  const whole = Buffer.from(w.request('TmDF9dndzGU_1', primStr))
+  let n = 0
+  let sink = 0
+  return [
+    // string + Buffer.byteLength, what the wire client does with a string body
+    ['wrap string primitive (+ byteLength)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primStr); sink += Buffer.byteLength(b) }],
+    ['wrap Buffer primitive (Buffer.concat)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primBuf); sink += b.length }],
+    ['primitive view of a received body (peek + trim)', () => { const ids = peekEnvelopeIds(whole); sink += primitiveView(whole, ids.transactions[0]).length }],
+    ['primitive name', () => { sink += primitiveName(primBuf).length }]
+  ].map(([k, f]) => [k, () => { f(); if (sink === -1) console.log(sink) }])
+}
+
 // ------------------------------------------------------------------ hot-path micro costs (native-notes section 5)
 
 function hotpathCases (repliesAcks) {
@@ -411,6 +432,11 @@ async function main () {
     extras = { sweep: await sweepCost(), pinning: pin.status === 0 ? JSON.parse(pin.stdout.trim().split('\n').pop()) : null }
   }
 
+  // ---- the envelope the node writes around each primitive (issue: the node owns the envelope),
+  // against the framing cost of one request; always measured (npm run bench passes --no-hotpath).
+  const env = await envelopeCases()
+  const envelope = runSuite('envelope', env, 1, ROUNDS, QUICK ? 0.3 : 1)
+
   // ---- table
   const fS = results['framer (simd)']
   const bS = results['bare (simd)']
@@ -437,6 +463,8 @@ async function main () {
     framerOverNodeParser: results['node parser (_http_common)'] ? ratio(fS.nsPerReq, results['node parser (_http_common)'].nsPerReq) : null
   }
   console.log(`ratio framer/bare (simd): ${ratios.framerOverBareSimd}   framer/bare (scalar): ${ratios.framerOverBareScalar}   framer simd/scalar: ${ratios.framerSimdOverScalar}   framer/node parser: ${ratios.framerOverNodeParser}`)
+  console.log('\nSSP envelope per request (median ns per op; the framer line above is per request too)')
+  for (const [k, r] of Object.entries(envelope)) console.log(`${k.padEnd(44)}  ${String(r.nsPerOp).padStart(7)}  ±${r.rmePct.toFixed(1)}%`)
   if (hot) {
     const hw = Math.max(...Object.keys(hot).map((k) => k.length))
     console.log('\nhot-path micro costs (median ns per op; includes the benchmark.js loop and closure call, ~1-2 ns)')
@@ -457,6 +485,7 @@ async function main () {
     results,
     ratios,
     hotpath: hot ?? null,
+    envelope,
     extras: extras ?? null
   }
   mkdirSync(join(here, 'results'), { recursive: true })

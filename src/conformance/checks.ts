@@ -8,6 +8,7 @@
  * `judge` turns the checks into one verdict per SCR item.
  */
 import { header, headerCount, preview } from './http.js'
+import { EnvelopeKind, peekEnvelopeIds } from '../ssp/messages.js'
 import { ContentType, classifyContentType, isIdString } from '../wire/header-bytes.js'
 import {
   SCR_ITEMS, type CheckResult, type Evidence, type Exchange, type ItemId, type ItemResult, type LabRun, type Verdict
@@ -124,6 +125,14 @@ export function checkResponseIds (run: LabRun): Check {
     if (tid === undefined) bad.push([e, `${e.purpose} answering #${e.answers}: no x-wv-transactionid (expected ${want})`])
     else if (tid !== want) bad.push([e, `${e.purpose} answering #${e.answers}: x-wv-transactionid ${tid}, expected ${want}`])
     else if (e.setup !== undefined && e.setup.transactionId !== want) bad.push([e, `${e.purpose}: SetupTransaction transactionID ${e.setup.transactionId}, expected ${want}`])
+    else if (e.setup === undefined) {
+      // The body must say the same: a peer that reads ids from the body (Baraza does) matches answers by it.
+      const ids = peekEnvelopeIds(e.request.body)
+      const t = ids.transactions.find((x) => x.transactionId === want)
+      if (ids.kind !== EnvelopeKind.SESSION) bad.push([e, `${e.purpose} answering #${e.answers}: the body has no Session envelope`])
+      else if (t === undefined) bad.push([e, `${e.purpose} answering #${e.answers}: no Transaction in the body carries transactionID ${want} (found ${ids.transactions.map((x) => String(x.transactionId)).join(', ') || 'none'})`])
+      else if (t.mode !== 'Response') bad.push([e, `${e.purpose} answering #${e.answers}: Transaction ${want} in the body has mode ${String(t.mode)}, not Response`])
+    }
   }
   if (bad.length > 0) return result('response-transaction-ids', 'S-005', '5.6', 'fail', problems(bad), bad.map(([e]) => e))
   return result('response-transaction-ids', 'S-005', '5.6', 'pass', `${resps.length} response(s) from the SUT carry the transaction id of their request`, [resps[0]])
@@ -138,8 +147,11 @@ export function checkSessionIds (run: LabRun): Check {
     const sid = header(e.request, 'x-wv-sessionid')
     // Either side's name for any session with this peer identity (a notification may come in the other session).
     const candidates = run.sessions.filter((s) => s.identity === e.identity)
+    const bodySid = peekEnvelopeIds(e.request.body).sessionId
     if (sid === undefined) bad.push([e, `${e.purpose}: no x-wv-sessionid`])
     else if (!candidates.some((s) => s.labSid === sid || s.sutSid === sid)) bad.push([e, `${e.purpose}: x-wv-sessionid ${sid} names no session of this peer`])
+    else if (bodySid === undefined) bad.push([e, `${e.purpose}: the body's Session has no sessionID`])
+    else if (bodySid !== sid) bad.push([e, `${e.purpose}: the body names session ${bodySid}, x-wv-sessionid ${sid}`])
   }
   if (bad.length > 0) return result('session-ids', 'S-006', '5.6', 'fail', problems(bad), bad.map(([e]) => e))
   return result('session-ids', 'S-006', '5.6', 'pass', `${posts.length} request(s) and response(s) from the SUT name their session in x-wv-sessionid`, [posts[0]])
@@ -149,6 +161,7 @@ export function checkSessionIds (run: LabRun): Check {
 export function checkHeaderExtensions (run: LabRun): Check {
   const all = ins(run)
   if (all.length === 0) return result('header-extensions', 'S-012', '5.6', 'untested', 'the SUT sent no POST')
+  const inSession = all.filter((e) => !isSetup(e)).length
   const bad: Array<[Exchange, string]> = []
   for (const e of all) {
     const why: string[] = []
@@ -161,7 +174,9 @@ export function checkHeaderExtensions (run: LabRun): Check {
     if (why.length > 0) bad.push([e, `${e.purpose}: ${why.join(', ')}`])
   }
   if (bad.length > 0) return result('header-extensions', 'S-012', '5.6', 'fail', problems(bad), bad.map(([e]) => e))
-  return result('header-extensions', 'S-012', '5.6', 'pass', `all ${all.length} POST(s) from the SUT carry grammatical x-wv-* headers`, [all[0]])
+  // Not passed on partial evidence: x-wv-sessionid is only required once a session exists.
+  if (inSession === 0) return result('header-extensions', 'S-012', '5.6', 'untested', `the SUT's ${all.length} POST(s) were all set-up messages: x-wv-sessionid never exercised`)
+  return result('header-extensions', 'S-012', '5.6', 'pass', `all ${all.length} POST(s) from the SUT (${inSession} in a session) carry grammatical x-wv-* headers`, [all[0]])
 }
 
 // ---------------------------------------------------------------------------
@@ -366,6 +381,12 @@ export function checkRedirectsOnlyAtSetup (run: LabRun): Check {
 // Verdicts
 // ---------------------------------------------------------------------------
 
+/**
+ * Checks whose being untested does not keep their item from passing: the 1.2
+ * content type is only exercised when the lab is given a 1.2 identity.
+ */
+const PARTIAL_OK = new Set(['content-type-1.2'])
+
 /** Every check, in item order. */
 export const CHECKS: ReadonlyArray<{ item: ItemId, run: (r: LabRun) => Check }> = [
   { item: 'S-002', run: checkHttp },
@@ -408,6 +429,11 @@ export function judge (run: LabRun, selected: ReadonlySet<ItemId>): ItemResult[]
     } else if (failed.length > 0) {
       verdict = 'fail'
       reason = failed.map((c) => `${c.check}: ${c.detail}`).join('; ')
+    } else if (passed.length > 0 && i.status === 'M' && checks.some((c) => c.outcome === 'untested' && !PARTIAL_OK.has(c.check))) {
+      // A mandatory item is not passed on partial evidence (e.g. S-011 without the later-redirect check).
+      verdict = 'not testable'
+      const untested = checks.filter((c) => c.outcome === 'untested')
+      reason = `partial evidence: passed ${passed.map((c) => c.check).join(', ')}; not tested: ${untested.map((c) => `${c.check} (${c.detail})`).join('; ')}`
     } else if (passed.length > 0) {
       verdict = 'pass'
       const untested = checks.filter((c) => c.outcome === 'untested')

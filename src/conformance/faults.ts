@@ -15,9 +15,10 @@
  * notifications, no session expiry.
  */
 import { createError } from '../errors.js'
+import { primitiveView } from '../ssp/envelope.js'
 import { newSessionId, randomToken } from '../ssp/ids.js'
 import {
-  buildSetup, digestMatches, EnvelopeKind, Mode, newSecret, parseSetup, passwordDigest, peekEnvelopeIds, SetupKind,
+  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newSecret, parseSetup, passwordDigest, peekEnvelopeIds, SetupKind,
   type ParsedSetupMessage, type SetupMessage, type SspVersion
 } from '../ssp/messages.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, ContentType, classifyContentType, isIdString } from '../wire/header-bytes.js'
@@ -37,7 +38,9 @@ export const FAULTS = {
   'redirect-later': 'answers the first POST it receives after a session is up with a 307 (5.5)',
   'no-redirect': 'does not follow a redirect at set-up (5.5)',
   'follows-any-redirect': 'follows a redirect on any POST, not only at set-up (5.5)',
-  'no-session-id': 'sends no x-wv-sessionid header (5.6)'
+  'no-session-id': 'sends no x-wv-sessionid header (5.6)',
+  'body-session-id': 'names the session in the body by its own id while x-wv-sessionid names the peer\'s (as Baraza does)',
+  'body-transaction-id': 'its response halves carry another transactionID in the body than in x-wv-transactionid'
 } as const
 
 export type Fault = keyof typeof FAULTS
@@ -45,8 +48,8 @@ export type Fault = keyof typeof FAULTS
 export interface FaultServerOptions {
   domain: string
   fault?: Fault
-  /** The application: the response half for a request body. Default: echo. */
-  handler?: (body: Buffer) => Buffer | string
+  /** The application: the answer primitive for a request primitive. Default: echo. */
+  handler?: (primitive: Buffer) => Buffer | string
   /** Bound on every wait (set-up steps, response halves). Default 5000 ms. */
   timeout?: number
 }
@@ -75,7 +78,7 @@ const ACK_WITH_BODY = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nO
 export class FaultServer {
   readonly domain: string
   readonly fault: Fault | undefined
-  private readonly handler: (body: Buffer) => Buffer | string
+  private readonly handler: (primitive: Buffer) => Buffer | string
   private readonly timeout: number
   private readonly listener: RawListener
   private readonly peers = new Map<string, Peer>()
@@ -111,14 +114,22 @@ export class FaultServer {
     p.version = version
   }
 
-  /** Send one request to `peer` (setting the session up first), resolve with the response half's body. */
-  async request (peerDomain: string, body: Buffer | string): Promise<Buffer> {
+  /** Send one request primitive to `peer` (setting the session up first), resolve with the response half's body. */
+  async request (peerDomain: string, primitive: Buffer | string): Promise<Buffer> {
     const peer = this.peer(peerDomain)
     const s = peer.requestor ?? await this.ensureSession(peer)
     const tid = this.nextTid()
     const answer = this.await(this.pending, tid, 'response half')
-    await this.post(peer, { body, tid, sid: this.headerSid(s), setup: false })
+    await this.post(peer, { body: this.envelope(s, Mode.REQUEST, tid, primitive), tid, sid: this.headerSid(s), setup: false })
     return answer
+  }
+
+  /** The Session envelope, naming the session as the x-wv-sessionid header does (body and header agree). */
+  private envelope (s: Sess, mode: Mode, tid: string, primitive: Buffer | string): Buffer {
+    const inner = typeof primitive === 'string' ? primitive : primitive.toString('utf8')
+    const sid = this.fault === 'body-session-id' ? s.ourSid : this.headerSid(s)
+    const bodyTid = this.fault === 'body-transaction-id' && mode === Mode.RESPONSE ? `${tid}0` : tid
+    return buildSession(sid, [{ mode, transactionId: bodyTid, inner }], { version: s.peer.version })
   }
 
   async close (): Promise<void> {
@@ -161,7 +172,9 @@ export class FaultServer {
     }
     // A Response nobody waits for (late, or an id we never sent) is dropped, never served.
     if (env.transactions.length > 0 && env.transactions.every((t) => t.mode === Mode.RESPONSE)) return ack
-    const answer = this.handler(Buffer.from(body))
+    const t = env.transactions.find((x) => x.transactionId === tid) ?? env.transactions[0]
+    const primitive = t === undefined ? Buffer.alloc(0) : primitiveView(Buffer.from(body), t)
+    const answer = this.envelope(s, Mode.RESPONSE, tid, this.handler(primitive))
     if (this.fault === 'same-connection') {
       const b = typeof answer === 'string' ? Buffer.from(answer) : answer
       const head = `HTTP/1.1 200 OK\r\nContent-Type: ${CONTENT_TYPE_13}\r\nContent-Length: ${b.length}\r\n\r\n`

@@ -22,7 +22,8 @@ export const TIMEOUT = 2000
 export const QUIET = 150
 
 /** What an application would send: the transport carries it without looking. */
-export const APP_BODY = buildSession('app', [{ mode: Mode.REQUEST, transactionId: 'app1', inner: '<SendMessageRequest deliveryReport="No"/>' }])
+/** The primitive an SUT sends when triggered (each SUT writes the envelope around it). */
+export const APP_BODY = '<SendMessageRequest deliveryReport="No"/>'
 
 /** A system under test, as the lab needs it. */
 export interface Sut {

@@ -186,7 +186,9 @@ export function checkHeaderExtensions (run: LabRun): Check {
 /** S-007: the SUT answers every valid lab POST with a dummy reply: HTTP/1.1 200, empty body, connection kept. */
 export function checkDummyReply (run: LabRun): Check {
   const afterBad = new Set((run.pipeline ?? []).slice(2))
-  const judged = outs(run).filter((e) => !afterBad.has(e.n) && !isRedirect(e))
+  // POSTs the SUT closed on because it does not know the lab's session are reported under S-006 (session-accepted).
+  const refused = new Set(sessionRefusals(run).map((e) => e.n))
+  const judged = outs(run).filter((e) => !afterBad.has(e.n) && !isRedirect(e) && !refused.has(e.n))
   if (judged.length === 0) return result('dummy-reply', 'S-007', '5.1', 'untested', 'the lab sent no POST the SUT answered')
   const bad: Array<[Exchange, string]> = []
   for (const e of judged) {
@@ -201,6 +203,40 @@ export function checkDummyReply (run: LabRun): Check {
   }
   if (bad.length > 0) return result('dummy-reply', 'S-007', '5.1', 'fail', problems(bad), bad.map(([e]) => e))
   return result('dummy-reply', 'S-007', '5.1', 'pass', `${judged.length} lab POST(s) answered with an empty HTTP/1.1 200`, [judged[0]])
+}
+
+/**
+ * Lab POSTs in a session that the SUT closed on without any answer, when it never
+ * acknowledged any POST of that session: the SUT does not know the session the lab
+ * names (Baraza closes on a session id that is not `<token>@<sender's domain>`).
+ * That is a session-id problem, not a dummy-reply one.
+ */
+function sessionRefusals (run: LabRun): Exchange[] {
+  const inSession = outs(run).filter((e) => e.setup === undefined && header(e.request, 'x-wv-sessionid') !== undefined)
+  const bySid = new Map<string, Exchange[]>()
+  for (const e of inSession) {
+    const sid = header(e.request, 'x-wv-sessionid')!
+    const list = bySid.get(sid) ?? []
+    list.push(e)
+    bySid.set(sid, list)
+  }
+  const out: Exchange[] = []
+  for (const list of bySid.values()) {
+    if (list.every((e) => e.reply === undefined)) out.push(...list)
+  }
+  return out
+}
+
+/** S-006: the SUT accepts POSTs that name the session by the id the lab issued in its LoginResponse. */
+export function checkSessionAccepted (run: LabRun): Check {
+  const refused = sessionRefusals(run)
+  const inSession = outs(run).filter((e) => e.setup === undefined && header(e.request, 'x-wv-sessionid') !== undefined)
+  if (inSession.length === 0) return result('session-accepted', 'S-006', '5.6', 'untested', 'the lab sent no POST in a session')
+  if (refused.length > 0) {
+    return result('session-accepted', 'S-006', '5.6', 'fail',
+      problems(refused.map((e) => [e, `${e.purpose}: closed without an answer; no POST naming session ${header(e.request, 'x-wv-sessionid') ?? '?'} (the lab's id, in header and body) was ever acknowledged`])), refused)
+  }
+  return result('session-accepted', 'S-006', '5.6', 'pass', `${inSession.length} lab POST(s) naming the session by the lab's id were acknowledged`, [inSession[0]])
 }
 
 /** S-007: the response half comes as a new POST on a connection the SUT opened, not in the HTTP response. */
@@ -224,6 +260,10 @@ export function checkAnswerPath (run: LabRun): Check {
 export function checkPipelineOrder (run: LabRun): Check {
   const batch = (run.pipeline ?? []).map((n) => byN(run, n)).filter((e): e is Exchange => e !== undefined)
   if (batch.length < 3) return result('pipelined-order', 'S-007', '5.1', 'untested', 'the pipelined batch was not sent (no session A)')
+  const refused = new Set(sessionRefusals(run).map((e) => e.n))
+  if (batch.every((e) => refused.has(e.n))) {
+    return result('pipelined-order', 'S-007', '5.1', 'untested', 'the SUT closed on every POST of the session the batch was sent in (reported under S-006 session-accepted), so no order could be seen')
+  }
   const [p1, p2, p3] = batch as [Exchange, Exchange, Exchange]
   const st = (e: Exchange): string => e.reply?.status === undefined ? `none (${e.error ?? '?'})` : String(e.reply.status)
   const statuses = batch.map(st).join(', ')
@@ -394,6 +434,7 @@ export const CHECKS: ReadonlyArray<{ item: ItemId, run: (r: LabRun) => Check }> 
   { item: 'S-004', run: checkInitiatorIds },
   { item: 'S-005', run: checkResponseIds },
   { item: 'S-006', run: checkSessionIds },
+  { item: 'S-006', run: checkSessionAccepted },
   { item: 'S-007', run: checkDummyReply },
   { item: 'S-007', run: checkAnswerPath },
   { item: 'S-007', run: checkPipelineOrder },

@@ -18,7 +18,7 @@ import { createError } from '../errors.js'
 import { primitiveView } from '../ssp/envelope.js'
 import { newSessionId, randomToken } from '../ssp/ids.js'
 import {
-  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newSecret, parseSetup, passwordDigest, peekEnvelopeIds, SetupKind,
+  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newPrintableSecret, parseSetup, passwordDigest, peekEnvelopeIds, SetupKind,
   type ParsedSetupMessage, type SetupMessage, type SspVersion
 } from '../ssp/messages.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, ContentType, classifyContentType, isIdString } from '../wire/header-bytes.js'
@@ -215,7 +215,7 @@ export class FaultServer {
       case SetupKind.SEND_SECRET_TOKEN: { // step 1 → step 3
         const peer = this.peer(msg.domain)
         peer.version = msg.version
-        const inc = { peerSecret: msg.secret, ourSecret: newSecret(), stage: 'token' as const }
+        const inc = { peerSecret: msg.secret, ourSecret: newPrintableSecret(), stage: 'token' as const }
         peer.incoming = inc
         this.postSetup(peer, { kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.domain, secret: inc.ourSecret })
         return
@@ -251,7 +251,7 @@ export class FaultServer {
   }
 
   private async initiate (peer: Peer): Promise<Sess> {
-    const secret = newSecret()
+    const secret = newPrintableSecret()
     const tid1 = this.nextTid()
     const step3 = this.await(this.expecting, `${SetupKind.SEND_SECRET_TOKEN}:${peer.domain}`, 'step 3')
     await this.postSetupNow(peer, { kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: tid1, domain: this.domain, secret })
@@ -259,14 +259,14 @@ export class FaultServer {
     if (m3.kind !== SetupKind.SEND_SECRET_TOKEN) throw createError('SSP_ERR_SETUP_PROTOCOL')
     const step5 = this.await(this.expecting, `${SetupKind.LOGIN_REQUEST}:${peer.domain}`, 'step 5')
     await this.postSetupNow(peer, {
-      kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: this.nextTid(), domain: this.domain, digest: passwordDigest(m3.secret), timeToLive: 3600
+      kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: tid1, domain: this.domain, digest: passwordDigest(m3.secret), timeToLive: 3600
     })
     const m5 = await step5
     if (m5.kind !== SetupKind.LOGIN_REQUEST || !digestMatches(secret, m5.digest)) throw createError('SSP_ERR_SETUP_DIGEST')
     const ourSid = this.newSid()
     const step7 = this.await(this.expecting, SetupKind.LOGIN_RESPONSE, 'step 7')
     await this.postSetupNow(peer, {
-      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: this.nextTid(), sessionId: ourSid, timeToLive: 3600, statusCode: 200
+      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: tid1, sessionId: ourSid, timeToLive: 3600, statusCode: 200
     })
     const m7 = await step7
     if (m7.kind !== SetupKind.LOGIN_RESPONSE || m7.statusCode !== 200) throw createError('SSP_ERR_SETUP_PROTOCOL')
@@ -283,7 +283,7 @@ export class FaultServer {
 
   private postSetupNow (peer: Peer, msg: SetupMessage): Promise<void> {
     return this.post(peer, {
-      body: buildSetup(msg, { version: peer.version }),
+      body: buildSetup(msg, { version: peer.version, secretEncoding: 'plain' }),
       tid: msg.transactionId,
       sid: undefined,
       setup: msg.kind === SetupKind.SEND_SECRET_TOKEN

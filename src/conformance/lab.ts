@@ -35,7 +35,7 @@ import { performance } from 'node:perf_hooks'
 import { createError, isSspError } from '../errors.js'
 import { newSessionId, randomToken, TransactionIds } from '../ssp/ids.js'
 import {
-  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newSecret, parseSetup, passwordDigest, peekEnvelopeIds,
+  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newPrintableSecret, parseSetup, passwordDigest, peekEnvelopeIds,
   SetupKind, type ParsedSetupMessage, type SetupMessage, type SspVersion
 } from '../ssp/messages.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from '../wire/header-bytes.js'
@@ -376,7 +376,7 @@ export class ConformanceLab {
     this.learnDomain(msg.domain)
     const ctx: SetupContext = { label, identity: this.o.domain, pending: new Map() }
     this.setupCtx = ctx
-    const secret = newSecret()
+    const secret = newPrintableSecret()
     let conn: LabConn
     try {
       conn = await this.open(this.o.peer)
@@ -421,9 +421,11 @@ export class ConformanceLab {
       const ctx: SetupContext = { label, identity, pending: new Map() }
       this.setupCtx = ctx
       if (armed) this.armSetupRedirect('setup-3', 'step3')
-      const secret = newSecret()
+      const secret = newPrintableSecret()
+      // One transaction id for steps 1, 4 and 6: the set-up is one transaction (Baraza finds it by this id).
+      const setupTid = this.tids.next()
       const s1 = await this.postSetup(conn, {
-        kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: this.tids.next(), domain: identity, secret
+        kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: setupTid, domain: identity, secret
       }, 'setup-1', version, undefined)
       conn = s1.conn
       if (!s1.ok) { this.policy = undefined; return { conn, reason: `the SUT did not accept step 1: ${s1.why}` } }
@@ -447,7 +449,7 @@ export class ConformanceLab {
       this.learnDomain(step3.setup.domain)
       const sutSecret = step3.setup.secret
       const s4 = await this.postSetup(conn, {
-        kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: this.tids.next(), domain: identity, digest: passwordDigest(sutSecret), timeToLive: 3600
+        kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: setupTid, domain: identity, digest: passwordDigest(sutSecret), timeToLive: 3600
       }, 'setup-4', version, undefined)
       if (!s4.ok) return { conn, reason: `the SUT did not accept step 4: ${s4.why}` }
       const step5 = await this.waitIn((e) => e.purpose === 'setup-5', this.timeout, s4.n)
@@ -455,7 +457,7 @@ export class ConformanceLab {
       if (!digestMatches(secret, step5.setup.digest)) return { conn, reason: 'the SUT\'s step 5 digest does not match the lab\'s secret' }
       const labSid = newSessionId()
       const s6 = await this.postSetup(conn, {
-        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: this.tids.next(), sessionId: labSid, timeToLive: 3600, statusCode: 200
+        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: setupTid, sessionId: labSid, timeToLive: 3600, statusCode: 200
       }, 'setup-6', version, undefined)
       if (!s6.ok) return { conn, reason: `the SUT did not accept step 6: ${s6.why}` }
       const step7 = await this.waitIn((e) => e.purpose === 'setup-7', this.timeout, s6.n)
@@ -601,7 +603,7 @@ export class ConformanceLab {
    */
   private async postSetup (conn: LabConn, msg: SetupMessage, purpose: Purpose, version: SspVersion, answers: number | undefined):
   Promise<{ conn: LabConn, n: number, ok: boolean, why: string }> {
-    const body = buildSetup(msg, { version })
+    const body = buildSetup(msg, { version, secretEncoding: 'plain' })
     const ctx = this.setupCtx
     const reply: Partial<Record<Purpose, Purpose>> = { 'setup-1': 'setup-3', 'setup-4': 'setup-5', 'setup-6': 'setup-7' }
     for (let hop = 0; hop <= 5; hop++) {

@@ -17,8 +17,13 @@
  *     no tight re-POST loop, and the transaction ends with a typed timeout.
  *  6. Baraza's https-first attempt (a TLS ClientHello on our plain port) is
  *     refused cleanly and the node goes on federating.
+ *  7. The conformance lab (the CLI) against Baraza: each verdict as README's
+ *     "Federating with Baraza" explains it.
  */
 import t from 'tap'
+import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
+import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { SspError } from '../../src/errors.js'
 import { SspNode } from '../../src/ssp/node.js'
@@ -26,7 +31,7 @@ import type { IncomingTransaction, SspNodeOptions } from '../../src/ssp/options.
 import { sendMessageRequests, sendMessageResponse, messageIdOf } from '../../src/ssp/payload.js'
 import { Role } from '../../src/ssp/session.js'
 import {
-  BARAZA_DOMAIN, BARAZA_URL, barazaAlive, barazaReceived, buildBaraza, psql, setSrvMap, startBaraza, stopBaraza, triggerIm
+  BARAZA_DIR, BARAZA_DOMAIN, BARAZA_URL, barazaAlive, barazaReceived, buildBaraza, psql, setSrvMap, startBaraza, stopBaraza, triggerIm
 } from '../helpers/baraza-peer.js'
 
 /** Poll `cond` every 100 ms for at most `ms`; false if it never held. */
@@ -210,4 +215,39 @@ t.test('6. Baraza\'s https-first attempt on our plain port is refused cleanly; f
   }
   const ans = await d.request(BARAZA_DOMAIN, sendMessageRequests(300, { from: 'wv:alice@d.example', to: 'wv:bob@x.example' })(0))
   t.equal(ans.primitiveName, 'SendMessageResponse', 'the node still federates after the TLS probe')
+})
+
+t.test('7. the conformance lab against Baraza: each verdict from what Baraza did on the wire', async (t) => {
+  // A free port for the lab's listener, so Baraza's SRV map can name it before the run.
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port
+      srv.close(() => resolve(p))
+    })
+  })
+  await startBaraza({ srvMap: { 'lab.example': `127.0.0.1:${port}` } })
+  const trigger = `bash ${BARAZA_DIR}/trigger_im.sh wv:carol@lab.example`
+  const cli = resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js')
+  const { code, stdout } = await new Promise<{ code: number, stdout: string }>((resolve) => {
+    execFile(process.execPath, [cli, 'conformance', '--peer', BARAZA_URL, '--domain', 'lab.example', '--sut-domain', BARAZA_DOMAIN,
+      '--listen-port', String(port), '--timeout', '20000', '--format', 'json', '--trigger', trigger],
+    { timeout: 300_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout })
+    })
+  })
+  t.equal(code, 4, 'exit 4: a mandatory item failed')
+  const report = JSON.parse(stdout) as { items: Array<{ id: string, verdict: string, checks: Array<{ check: string, outcome: string }> }> }
+  const verdict = (id: string): string | undefined => report.items.find((i) => i.id === id)?.verdict
+  const outcome = (id: string, check: string): string | undefined => report.items.find((i) => i.id === id)?.checks.find((c) => c.check === check)?.outcome
+  t.equal(verdict('S-001'), 'pass', 'HTTP both ways')
+  t.equal(verdict('S-004'), 'fail', 'its steps 4 and 6 carry no x-wv-transactionid')
+  t.equal(verdict('S-005'), 'fail', 'its step 3 carries an id of its own; steps 5 and 7 no header')
+  t.equal(verdict('S-006'), 'fail', 'it refuses (closes on) the session the lab named by a grammatical id')
+  t.equal(outcome('S-006', 'session-accepted'), 'fail')
+  t.equal(outcome('S-007', 'dummy-reply'), 'pass', 'those closes are not counted as dummy-reply failures')
+  t.equal(verdict('S-008'), 'pass', 'its requests and its set-up share a connection')
+  t.equal(verdict('S-010'), 'pass')
+  t.equal(outcome('S-011', 'follows-redirect-step-1'), 'pass', 'it follows a set-up redirect')
+  t.equal(verdict('S-011'), 'not testable', 'no response half to redirect later: partial evidence is no pass')
+  t.equal(verdict('S-012'), 'fail', 'ids like 0000000020-0 and 31@x.example')
 })

@@ -30,7 +30,8 @@ const BREAKS: Record<Fault, string[]> = {
   'follows-any-redirect': ['refuses-later-redirect'],
   'no-session-id': ['header-extensions', 'session-ids'],
   'body-session-id': ['session-ids'],
-  'body-transaction-id': ['response-transaction-ids']
+  'body-transaction-id': ['response-transaction-ids'],
+  'refuses-1.2': ['content-type-1.2']
 }
 
 function failedChecks (r: LabResult): string[] {

@@ -188,7 +188,9 @@ export function checkDummyReply (run: LabRun): Check {
   const afterBad = new Set((run.pipeline ?? []).slice(2))
   // POSTs the SUT closed on because it does not know the lab's session are reported under S-006 (session-accepted).
   const refused = new Set(sessionRefusals(run).map((e) => e.n))
-  const judged = outs(run).filter((e) => !afterBad.has(e.n) && !isRedirect(e) && !refused.has(e.n))
+  // So are POSTs refused as the 1.2 identity (content-type-1.2, S-010).
+  const refused12 = (e: Exchange): boolean => run.v12Identity !== undefined && e.identity === run.v12Identity && e.reply?.status !== 200
+  const judged = outs(run).filter((e) => !afterBad.has(e.n) && !isRedirect(e) && !refused.has(e.n) && !refused12(e))
   if (judged.length === 0) return result('dummy-reply', 'S-007', '5.1', 'untested', 'the lab sent no POST the SUT answered')
   const bad: Array<[Exchange, string]> = []
   for (const e of judged) {
@@ -341,6 +343,15 @@ function contentType (run: LabRun, v12: boolean): Check {
   const want = v12 ? ContentType.SSP12 : ContentType.SSP13
   const spelled = v12 ? 'application/vnd.wv.ssp.xml' : 'application/vnd.wv.ssp+xml'
   const posts = ins(run).filter((e) => (e.identity === run.v12Identity) === v12)
+  if (v12 && run.v12Identity !== undefined) {
+    // The lab's own POSTs as the 1.2 peer carry application/vnd.wv.ssp.xml: one the SUT refused (an error
+    // status, or a close with no answer) is reported, not left as "untested".
+    const refused = outs(run).filter((e) => e.identity === run.v12Identity && !isRedirect(e) && e.reply?.status !== 200)
+    if (refused.length > 0) {
+      return result(name, 'S-010', '5.4', 'fail', `the SUT refused the lab's POST(s) as the 1.2 peer ${run.v12Identity} (Content-Type: ${spelled}): ` +
+        problems(refused.map((e) => [e, `${e.purpose}: ${e.reply === undefined ? `no answer (${e.error ?? '?'})` : e.reply.startLine}`])), refused)
+    }
+  }
   if (posts.length === 0) {
     return result(name, 'S-010', '5.4', 'untested', v12 ? run.phases.v12.reason : 'the SUT sent no POST')
   }

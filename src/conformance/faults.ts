@@ -40,7 +40,8 @@ export const FAULTS = {
   'follows-any-redirect': 'follows a redirect on any POST, not only at set-up (5.5)',
   'no-session-id': 'sends no x-wv-sessionid header (5.6)',
   'body-session-id': 'names the session in the body by its own id while x-wv-sessionid names the peer\'s (as Baraza does)',
-  'body-transaction-id': 'its response halves carry another transactionID in the body than in x-wv-transactionid'
+  'body-transaction-id': 'its response halves carry another transactionID in the body than in x-wv-transactionid',
+  'refuses-1.2': 'answers 415 to a POST with the 1.2 content type application/vnd.wv.ssp.xml (as Baraza does: it routes that type to its CSP handler)'
 } as const
 
 export type Fault = keyof typeof FAULTS
@@ -189,7 +190,9 @@ export class FaultServer {
     if (m.method !== 'POST') return 'SSP_ERR_METHOD'
     if (m.version !== '1.1') return 'SSP_ERR_HTTP_VERSION'
     const ct = Buffer.from(header(m, 'content-type') ?? '', 'latin1')
-    if (classifyContentType(ct, 0, ct.length) === ContentType.OTHER) return 'SSP_ERR_CONTENT_TYPE'
+    const ctClass = classifyContentType(ct, 0, ct.length)
+    if (ctClass === ContentType.OTHER) return 'SSP_ERR_CONTENT_TYPE'
+    if (this.fault === 'refuses-1.2' && ctClass === ContentType.SSP12) return 'SSP_ERR_CONTENT_TYPE'
     const tid = header(m, 'x-wv-transactionid')
     const lax = this.fault === 'malformed-ids'
     if (tid === undefined || tid === '') return 'SSP_ERR_TRANSACTION_ID_MISSING'

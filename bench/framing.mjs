@@ -269,7 +269,7 @@ function nodeParserCase () {
 // ------------------------------------------------------------------ the SSP envelope (src/ssp/envelope.ts)
 
 async function envelopeCases () {
-  const { EnvelopeWriter, primitiveView, primitiveName } = await import(join(dist, 'ssp/envelope.js'))
+  const { EnvelopeWriter, primitiveView, primitiveName, fastTransactionRange } = await import(join(dist, 'ssp/envelope.js'))
   const { peekEnvelopeIds } = await import(join(dist, 'ssp/messages.js'))
   const { sendMessageRequest } = await import(join(dist, 'ssp/payload.js'))
   const w = new EnvelopeWriter('SbwpnJjGaqvw2eOndZ301pz@a.example')
@@ -282,7 +282,8 @@ async function envelopeCases () {
     // string + Buffer.byteLength, what the wire client does with a string body
     ['wrap string primitive (+ byteLength)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primStr); sink += Buffer.byteLength(b) }],
     ['wrap Buffer primitive (Buffer.concat)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primBuf); sink += b.length }],
-    ['primitive view of a received body (peek + trim)', () => { const ids = peekEnvelopeIds(whole); sink += primitiveView(whole, ids.transactions[0]).length }],
+    ['primitive view, full scan (peekEnvelopeIds + trim)', () => { const ids = peekEnvelopeIds(whole); sink += primitiveView(whole, ids.transactions[0]).length }],
+    ['primitive view, fast path (one-Transaction shape)', () => { sink += primitiveView(whole, fastTransactionRange(whole, 'TmDF9dndzGU_1')).length }],
     ['primitive name', () => { sink += primitiveName(primBuf).length }]
   ].map(([k, f]) => [k, () => { f(); if (sink === -1) console.log(sink) }])
 }

@@ -80,7 +80,7 @@ export class EnvelopeWriter {
 const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
 
 /** The primitive of one peeked Transaction: its content without surrounding whitespace, a view of `body`. */
-export function primitiveView (body: Buffer, t: PeekedTransaction): Buffer {
+export function primitiveView (body: Buffer, t: Pick<PeekedTransaction, 'contentStart' | 'contentEnd'>): Buffer {
   let s = t.contentStart
   let e = t.contentEnd
   while (s < e && isSpace(body[s])) s++
@@ -109,4 +109,54 @@ export function primitiveName (primitive: Buffer): string {
     e++
   }
   return primitive.toString('latin1', s, e)
+}
+
+const TX_OPEN = Buffer.from('<Transaction', 'latin1')
+const TX_CLOSE = Buffer.from('</Transaction>', 'latin1')
+const TID_ATTR = Buffer.from('transactionID="', 'latin1')
+const BANG_OPEN = Buffer.from('<!', 'latin1')
+
+/**
+ * The content range of the one Transaction of a body shaped as the
+ * envelopes this package and Baraza write: a single unprefixed
+ * `<Transaction …transactionID="TID">` start tag (the id its last
+ * attribute), then the primitive, then `</Transaction>` followed only by
+ * whitespace and end tags. A handful of native `indexOf`s instead of a scan
+ * of every tag of the primitive. Undefined for any other shape (a batch,
+ * prefixes, comments after the Transaction, the id not last, an entity in
+ * the id): the caller then uses `peekEnvelopeIds`, which reads them all.
+ */
+export function fastTransactionRange (body: Buffer, tid: string): { contentStart: number, contentEnd: number } | undefined {
+  const open = body.indexOf(TX_OPEN)
+  if (open < 0 || body.indexOf(TX_OPEN, open + TX_OPEN.length) >= 0) return undefined // none, or more than one (or a look-alike)
+  const bang = body.indexOf(BANG_OPEN)
+  if (bang >= 0 && bang < open) return undefined // a comment, CDATA or DOCTYPE before it: let the full scan judge
+  const c = body[open + TX_OPEN.length]
+  if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return undefined
+  const attr = body.indexOf(TID_ATTR, open)
+  if (attr < 0) return undefined
+  const valueStart = attr + TID_ATTR.length
+  const valueEnd = body.indexOf(0x22, valueStart)
+  if (valueEnd < 0 || valueEnd - valueStart !== Buffer.byteLength(tid) || body.toString('utf8', valueStart, valueEnd) !== tid) return undefined
+  // The attribute must belong to the start tag: no `>` between the tag's name and it, and `>` right after it.
+  const gt = body.indexOf(0x3e, open)
+  if (gt !== valueEnd + 1) return undefined
+  const before = body[attr - 1]
+  if (before !== 0x20 && before !== 0x09 && before !== 0x0a && before !== 0x0d) return undefined
+  const close = body.lastIndexOf(TX_CLOSE)
+  if (close <= gt || body.indexOf(TX_CLOSE, gt) !== close) return undefined // none, or more than one end tag
+  // After the end tag: only whitespace and end tags (`</Session>`, `</WV-SSP-Message>`).
+  for (let i = close + TX_CLOSE.length; i < body.length;) {
+    const b = body[i]!
+    if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) { i++; continue }
+    if (b !== 0x3c || body[i + 1] !== 0x2f) return undefined
+    const end = body.indexOf(0x3e, i)
+    if (end < 0) return undefined
+    for (let j = i + 2; j < end; j++) {
+      const x = body[j]!
+      if (x === 0x3c || x === 0x22 || x === 0x27 || x === 0x21) return undefined
+    }
+    i = end + 1
+  }
+  return { contentStart: gt + 1, contentEnd: close }
 }

@@ -19,7 +19,7 @@ import type { ServerConnection } from '../wire/server-connection.js'
 import { WireServer, type WireServerStats } from '../wire/server.js'
 import { chainResolvers, normalizePeer, srvResolver, type PeerEntry, type Resolver } from './directory.js'
 import { TransactionIds } from './ids.js'
-import { EnvelopeWriter, primitiveName, primitiveView, type Primitive } from './envelope.js'
+import { EnvelopeWriter, fastTransactionRange, primitiveName, primitiveView, type Primitive } from './envelope.js'
 import { EnvelopeKind, Mode, parseSetup, peekEnvelopeIds, type PeekedTransaction } from './messages.js'
 import {
   checkNodeOptions, NODE_DEFAULTS, TransactionKind, type IncomingHandler, type IncomingTransaction, type ListenSpec,
@@ -49,7 +49,10 @@ function certificateNames (conn: ServerConnection, domain: string): boolean {
  * The Transaction of `body` that `tid` names (the first one when `tid` is
  * undefined or not found); undefined when the body has no Session envelope.
  */
-function transactionOf (body: Buffer, tid: string | undefined): PeekedTransaction | undefined {
+function transactionOf (body: Buffer, tid: string | undefined): Pick<PeekedTransaction, 'contentStart' | 'contentEnd'> | undefined {
+  // The common shape (one Transaction, as this package and Baraza write it) without visiting the primitive's tags.
+  const fast = tid === undefined ? undefined : fastTransactionRange(body, tid)
+  if (fast !== undefined) return fast
   const ids = peekEnvelopeIds(body)
   if (ids.kind !== EnvelopeKind.SESSION) return undefined
   for (const t of ids.transactions) if (t.transactionId === tid) return t

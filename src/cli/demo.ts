@@ -97,6 +97,7 @@ function merge (x: LoadResult, y: LoadResult): LoadResult {
     // both ran at once: the run took as long as the slower direction
     elapsedMs: Math.max(x.elapsedMs, y.elapsedMs),
     ack,
+    acksOvertaken: x.acksOvertaken + y.acksOvertaken,
     rtt,
     rttBuckets: x.rttBuckets.map((n, i) => n + (y.rttBuckets[i] ?? 0)),
     bytesSent: x.bytesSent + y.bytesSent

@@ -12,7 +12,10 @@ export interface LoadResult {
   lost: number
   errors: Record<string, number>
   elapsedMs: number
+  /** Time to the dummy 200, only for transactions whose 200 came before their answer. */
   ack: hdr.Histogram
+  /** Answers that overtook their own 200: no acknowledgement time is recorded for them. */
+  acksOvertaken: number
   rtt: hdr.Histogram
   /** Round-trip counts by power of two: rttBuckets[e] counts samples in [2^e, 2^(e+1)) µs. */
   rttBuckets: number[]
@@ -41,6 +44,7 @@ export function runLoad (node: SspNode, peer: string, o: LoadOptions): Promise<L
   let sent = 0
   let bytesSent = 0
   let answered = 0
+  let acksOvertaken = 0
   let ended = 0
   const start = performance.now()
   return new Promise((resolve) => {
@@ -52,6 +56,7 @@ export function runLoad (node: SspNode, peer: string, o: LoadOptions): Promise<L
         errors,
         elapsedMs: performance.now() - start,
         ack,
+        acksOvertaken,
         rtt,
         rttBuckets,
         bytesSent
@@ -67,7 +72,9 @@ export function runLoad (node: SspNode, peer: string, o: LoadOptions): Promise<L
           const us = Math.max(1, Math.round(a.rttMicros))
           rtt.recordValue(us)
           rttBuckets[Math.min(39, Math.floor(Math.log2(us)))]!++
-          ack.recordValue(Math.max(1, Math.round(a.ackMicros ?? a.rttMicros)))
+          // An answer that overtook its 200 has no acknowledgement time: it is not recorded as one.
+          if (a.ackMicros === undefined) acksOvertaken++
+          else ack.recordValue(Math.max(1, Math.round(a.ackMicros)))
           done()
         }, (err: { code?: string }) => {
           const code = err.code ?? 'ERROR'

@@ -63,7 +63,8 @@ export function clientTls (f: TlsFlags): { ca?: Buffer, cert?: Buffer, key?: Buf
 }
 
 export function parseCount (name: string, s: string, min = 0): number {
-  const n = Number(s)
+  // Digits only: Number('') is 0 and Number('1e3') is 1000, neither of which anyone typed as a count.
+  const n = /^[0-9]{1,15}$/.test(s) ? Number(s) : NaN
   if (!Number.isInteger(n) || n < min) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${name} must be an integer >= ${min}, got ${s}` })
   return n
 }

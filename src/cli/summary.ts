@@ -18,6 +18,7 @@ function fmtUs (v: number): string {
 }
 
 function percentiles (h: hdr.Histogram): string {
+  if (h.totalCount === 0) return '(no samples)'
   return PCTS.map((p) => `p${p} ${fmtUs(h.getValueAtPercentile(p))}`).join('  ')
 }
 
@@ -47,7 +48,7 @@ export function printSummary (r: LoadResult, x: SummaryExtras, out: NodeJS.Writa
   const lines = [
     `${x.label ?? 'run'}: ${r.answered}/${r.sent} transactions answered in ${(r.elapsedMs / 1000).toFixed(2)} s`,
     `  transactions/s   ${tps.toFixed(0)}`,
-    `  acknowledgement  ${percentiles(r.ack)}`,
+    `  acknowledgement  ${percentiles(r.ack)}${r.acksOvertaken > 0 ? `  (${r.acksOvertaken} answers overtook their 200: round trip only)` : ''}`,
     `  round trip       ${percentiles(r.rtt)}`,
     ...(x.bytesIn === undefined || x.bytesOut === undefined
       ? []
@@ -72,8 +73,9 @@ export function summaryJson (r: LoadResult, x: SummaryExtras): Record<string, un
     p90_us: r.rtt.getValueAtPercentile(90),
     p99_us: r.rtt.getValueAtPercentile(99),
     p999_us: r.rtt.getValueAtPercentile(99.9),
-    ack_p50_us: r.ack.getValueAtPercentile(50),
-    ack_p99_us: r.ack.getValueAtPercentile(99),
+    ack_p50_us: r.ack.totalCount === 0 ? null : r.ack.getValueAtPercentile(50),
+    ack_p99_us: r.ack.totalCount === 0 ? null : r.ack.getValueAtPercentile(99),
+    acks_overtaken: r.acksOvertaken,
     bytes_in: x.bytesIn ?? null,
     bytes_out: x.bytesOut ?? null,
     interop_fallbacks: x.interopFallbacks,

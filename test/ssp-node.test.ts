@@ -453,6 +453,14 @@ t.test('set-up failures', async (t) => {
     a.addPeer('b.example', ub)
     t.equal((await guarded(a.request('b.example', '<3/>'), 'after recovery')).primitive.toString(), '<3/>')
   })
+  await t.test('peer unreachable, default options: SSP_ERR_CONNECT at once, not a set-up timeout after minutes of retries', async (t) => {
+    // setupTimeout far beyond the guard: only the connect failure itself can end this within it.
+    const { node: a } = await startNode(t, { domain: 'a.example', setupTimeout: 120_000 })
+    a.addPeer('b.example', await deadUrl())
+    const e = await rejectionOf(a.request('b.example', '<1/>'))
+    t.equal(e.code, 'SSP_ERR_CONNECT', `refused connection reported as such (${e.message})`)
+    t.equal(a.getStats().setupFailures, 1)
+  })
   await t.test('peer that never answers: SSP_ERR_SETUP_TIMEOUT, its connection closed', async (t) => {
     const silent = await silentServer(t)
     const { node: a } = await startNode(t, { domain: 'a.example', setupTimeout: 200 })

@@ -785,6 +785,8 @@ export class SspNode extends EventEmitter {
     for (let i = 0; i < n; i++) {
       const c = new WireClient(entry.url, {
         busyPollMicros: this.o.busyPollMicros ?? NODE_DEFAULTS.busyPollMicros,
+        // A peer that is not there fails the set-up now (SSP_ERR_CONNECT), not after minutes of retries.
+        initialConnectAttempts: 1,
         ...this.o.client,
         ...(entry.pipelineDepth === undefined ? {} : { pipelineDepth: entry.pipelineDepth }),
         version: entry.version ?? '1.3',

@@ -57,6 +57,13 @@ export interface WireClientOptions {
   maxReconnectDelay?: number
   /** Consecutive failed connection attempts tolerated before queued requests fail with SSP_ERR_CONNECT. Default 10. */
   maxReconnectAttempts?: number
+  /**
+   * Failed attempts tolerated before the **first** connection ever succeeds, after which
+   * queued requests fail with SSP_ERR_CONNECT. Default `maxReconnectAttempts`; an SSP node
+   * uses 1, so that a peer that is not there fails a set-up within `connectTimeout`
+   * instead of after minutes of retries.
+   */
+  initialConnectAttempts?: number
   /** `close()` waits at most this long for outstanding requests, ms. Default 10 000. */
   closeTimeout?: number
   /** Limit on a response's header section. Default 16 KiB. */
@@ -277,6 +284,7 @@ export class WireClient extends EventEmitter {
   private readonly reconnectDelay: number
   private readonly maxReconnectDelay: number
   private readonly maxReconnectAttempts: number
+  private readonly initialConnectAttempts: number
   private readonly closeTimeout: number
   private readonly busyPollMicros: number
   private readonly limits: { maxResponseHeaderBytes: number, maxResponseBodyBytes: number }
@@ -329,6 +337,7 @@ export class WireClient extends EventEmitter {
     this.reconnectDelay = posInt('reconnectDelay', options.reconnectDelay, 100, 0)
     this.maxReconnectDelay = posInt('maxReconnectDelay', options.maxReconnectDelay, 10_000, 0)
     this.maxReconnectAttempts = posInt('maxReconnectAttempts', options.maxReconnectAttempts, 10, 0)
+    this.initialConnectAttempts = posInt('initialConnectAttempts', options.initialConnectAttempts, this.maxReconnectAttempts + 1, 1)
     this.closeTimeout = posInt('closeTimeout', options.closeTimeout, 10_000, 0)
     this.busyPollMicros = busyPollOption(options.busyPollMicros)
     this.limits = {
@@ -711,13 +720,16 @@ export class WireClient extends EventEmitter {
    * left are handed back as unacknowledged), and move them all into the
    * completed range so that dispatch calls them back, in order.
    */
-  private failQueued (code: ErrorCode, cause: unknown): void {
+  private failQueued (code: ErrorCode, cause: unknown, message?: string): void {
     const queue = this.queue
     for (let i = this.runningIdx; i < queue.length; i++) {
       const req = queue[i]!
       const c = i < this.pendingIdx ? 'SSP_ERR_UNACKNOWLEDGED' : code
       if (c === 'SSP_ERR_UNACKNOWLEDGED') this.stats.unacknowledged++
-      req.error = requestError(req, c, cause === undefined ? undefined : { cause })
+      req.error = requestError(req, c, {
+        ...(cause === undefined ? {} : { cause }),
+        ...(message === undefined || c !== code ? {} : { message })
+      })
       this.stats.failed++
     }
     this.runningIdx = this.pendingIdx = queue.length
@@ -852,11 +864,12 @@ export class WireClient extends EventEmitter {
     if (!reconnect) return
     const work = this.queue.length > this.pendingIdx || this.connectWaiters.length > 0
     if (!work) return
-    if (this.failures > this.maxReconnectAttempts) {
+    if (this.failures > this.maxReconnectAttempts || (!this.everConnected && this.failures >= this.initialConnectAttempts)) {
       const e = createError('SSP_ERR_CONNECT', { message: `${this.target.href}: ${err?.message ?? 'connection failed'}`, cause: err })
       this.failures = 0
       this.rejectConnectWaiters(e)
-      this.failQueued('SSP_ERR_CONNECT', err)
+      // Say where and why (ECONNREFUSED, a timeout...): an operator reads this line first.
+      this.failQueued('SSP_ERR_CONNECT', err, `${this.target.href}: ${err?.message ?? 'connection failed'}`)
       return
     }
     this.scheduleReconnect()

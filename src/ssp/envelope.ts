@@ -18,18 +18,7 @@
  * primitive as a view of the received body (no copy).
  */
 import { createError } from '../errors.js'
-import { Mode, ROOT_ELEMENT, SSP_NAMESPACE, SspVersion, type PeekedTransaction } from './messages.js'
-
-const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
-const ATTR_UNSAFE = /[&<>"'\t\n\r]/
-const ATTR_ESCAPES: Record<string, string> = {
-  '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;'
-}
-
-/** An id as an XML attribute value. Ids we make never need escaping; a peer's may. */
-export function attrValue (v: string): string {
-  return ATTR_UNSAFE.test(v) ? v.replace(/[&<>"'\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c) : v
-}
+import { attrValue, Mode, ROOT_ELEMENT, rootOpen, SSP_NAMESPACE, SspVersion, type PeekedTransaction } from './messages.js'
 
 const MID = '">'
 const TAIL = `</Transaction></Session></${ROOT_ELEMENT}>`
@@ -50,9 +39,8 @@ export class EnvelopeWriter {
   private respHeadBytes: Buffer | undefined
 
   constructor (sessionId: string, version: SspVersion = SspVersion.V1_3) {
-    const ns = SSP_NAMESPACE[version]
-    if (ns === undefined) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `unsupported SSP version ${String(version)}` })
-    const open = `${XML_DECLARATION}<${ROOT_ELEMENT} xmlns="${ns}"><Session sessionID="${attrValue(sessionId)}">`
+    if (SSP_NAMESPACE[version] === undefined) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `unsupported SSP version ${String(version)}` })
+    const open = `${rootOpen(version)}<Session sessionID="${attrValue(sessionId)}">`
     this.reqHead = `${open}<Transaction mode="${Mode.REQUEST}" transactionID="`
     this.respHead = `${open}<Transaction mode="${Mode.RESPONSE}" transactionID="`
   }

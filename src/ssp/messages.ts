@@ -240,9 +240,20 @@ const ATTR_ESCAPES: Record<string, string> = {
   '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;'
 }
 
+const ATTR_UNSAFE = /[&<>"'\t\n\r]/
+
+/**
+ * A value as an XML attribute value, escaped only when a regex test says it
+ * needs it (ids this package makes never do: the envelope's hot path pays one
+ * test). No check for characters XML cannot carry: `escapeAttr` adds it.
+ */
+export function attrValue (value: string): string {
+  return ATTR_UNSAFE.test(value) ? value.replace(/[&<>"'\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c) : value
+}
+
 function escapeAttr (value: string, what: string): string {
   checkXmlChars(value, what)
-  return value.replace(/[&<>"'\t\n\r]/g, (c) => ATTR_ESCAPES[c] ?? c)
+  return attrValue(value)
 }
 
 function resolveVersion (opts: BuildOptions | undefined): SspVersion {
@@ -266,7 +277,8 @@ function checkSeconds (value: number | undefined, what: string): void {
   }
 }
 
-function rootOpen (version: SspVersion): string {
+/** `<?xml …?><WV-SSP-Message xmlns="…">` for a version (the envelope writer's heads start with it too). */
+export function rootOpen (version: SspVersion): string {
   return `${XML_DECLARATION}<${ROOT_ELEMENT} xmlns="${SSP_NAMESPACE[version]}">`
 }
 

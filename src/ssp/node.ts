@@ -19,6 +19,7 @@ import type { ServerConnection } from '../wire/server-connection.js'
 import { WireServer, type WireServerStats } from '../wire/server.js'
 import { chainResolvers, normalizePeer, srvResolver, type PeerEntry, type Resolver } from './directory.js'
 import { TransactionIds } from './ids.js'
+import { backoffDelay } from './backoff.js'
 import { EnvelopeWriter, fastTransactionRange, primitiveName, primitiveView, type Primitive } from './envelope.js'
 import { EnvelopeKind, Mode, parseSetup, peekEnvelopeIds, type PeekedTransaction } from './messages.js'
 import {
@@ -754,7 +755,7 @@ export class SspNode extends EventEmitter {
       const retries = this.o.setupRetries ?? NODE_DEFAULTS.setupRetries
       if (isSspError(err) && err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < retries && this.closing === undefined && peer.waiting.length > 0) {
         this.c.setupRetries++
-        const delay = Math.min(1000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)
+        const delay = backoffDelay(attempt, 100, 1000)
         setTimeout(() => {
           // The node closed meanwhile (its close failed the waiting requests), or nobody waits any more.
           if (this.closing !== undefined || peer.waiting.length === 0) return
@@ -904,7 +905,7 @@ export class SspNode extends EventEmitter {
  */
 export function resendDelay (attempt: number): number {
   if (attempt <= 1) return 0
-  return Math.min(2000, 50 * 2 ** (attempt - 2)) * (0.5 + Math.random() / 2)
+  return backoffDelay(attempt - 2, 50, 2000)
 }
 
 export function createNode (options: SspNodeOptions): SspNode {

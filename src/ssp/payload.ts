@@ -10,7 +10,7 @@
  * inside them.
  */
 import { randomBytes } from 'node:crypto'
-import { attrValue } from './envelope.js'
+import { attrValue } from './messages.js'
 
 export interface SendMessageOptions {
   /** Sender, e.g. `wv:alice@a.example`. Default `wv:alice@a.example`. */

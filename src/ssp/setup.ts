@@ -14,6 +14,7 @@
  * above is a POST answered by a dummy 200.
  */
 import { createError, type SspError } from '../errors.js'
+import { backoffDelay } from './backoff.js'
 import type { WireClient } from '../wire/client.js'
 import { isIdString } from '../wire/header-bytes.js'
 import type { ServerConnection } from '../wire/server-connection.js'
@@ -333,7 +334,7 @@ export class SetupCoordinator {
       if (ex.stage !== stage) return // answered meanwhile (the close came after the answer) or failed
       if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < this.host.setupStepRetries) {
         this.host.countStepRetry()
-        const delay = 100 * 2 ** attempt * (0.5 + Math.random() / 2)
+        const delay = backoffDelay(attempt, 100, Infinity)
         const timer = setTimeout(() => { if (ex.stage === stage) this.reply(ex, msg, attempt + 1, firstOnConnection) }, delay)
         timer.unref()
         return

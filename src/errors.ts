@@ -52,7 +52,12 @@ export const ERRORS = {
   SSP_ERR_PEER_LIMIT: { status: 0, message: 'per-peer limit reached' },
   SSP_ERR_XML: { status: 0, message: 'SSP message is not well-formed' },
   SSP_ERR_ENVELOPE_MISMATCH: { status: 0, message: 'the ids in the message body differ from its x-wv-* headers' },
-  SSP_ERR_PEER_IDENTITY: { status: 0, message: 'peer certificate does not match the domain it claims' }
+  SSP_ERR_PEER_IDENTITY: { status: 0, message: 'peer certificate does not match the domain it claims' },
+
+  // ---- operating the node (CLI and embedding)
+  SSP_ERR_LISTEN: { status: 0, message: 'could not listen on the address (in use, not permitted, not local)' },
+  SSP_ERR_FILE: { status: 0, message: 'a file named by an option could not be read or is not valid' },
+  SSP_ERR_PEER_LOST: { status: 0, message: 'the peer stopped answering during the run' }
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -10,6 +10,7 @@
 import { header, headerCount, preview } from './http.js'
 import { EnvelopeKind, peekEnvelopeIds } from '../ssp/messages.js'
 import { ContentType, classifyContentType, isIdString } from '../wire/header-bytes.js'
+import { isRedirectStatus } from '../wire/redirect.js'
 import {
   SCR_ITEMS, type CheckResult, type Evidence, type Exchange, type ItemId, type ItemResult, type LabRun, type Verdict
 } from './model.js'
@@ -41,7 +42,7 @@ const ins = (run: LabRun): Exchange[] => run.exchanges.filter((e) => e.dir === '
 const outs = (run: LabRun): Exchange[] => run.exchanges.filter((e) => e.dir === 'out')
 const byN = (run: LabRun, n: number | undefined): Exchange | undefined => n === undefined ? undefined : run.exchanges[n - 1]
 const isSetup = (e: Exchange): boolean => e.purpose.startsWith('setup-') || e.setup !== undefined
-const isRedirect = (e: Exchange): boolean => e.dir === 'out' && e.reply?.status !== undefined && e.reply.status >= 300 && e.reply.status < 400
+const isRedirect = (e: Exchange): boolean => e.dir === 'out' && e.reply?.status !== undefined && isRedirectStatus(e.reply.status)
 const REQUEST_STEPS = new Set(['setup-1', 'setup-4', 'setup-6'])
 const ANSWER_STEPS = new Set(['setup-3', 'setup-5', 'setup-7'])
 

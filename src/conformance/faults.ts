@@ -22,6 +22,7 @@ import {
   type ParsedSetupMessage, type SetupMessage, type SspVersion
 } from '../ssp/messages.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, ContentType, classifyContentType, isIdString } from '../wire/header-bytes.js'
+import { redirectLocation } from '../wire/redirect.js'
 import { ACK, errorReply, redirectReply } from '../wire/replies.js'
 import { buildPost, header, RawClient, RawListener, type HttpMessage, type Reply } from './http.js'
 import type { ErrorCode } from '../errors.js'
@@ -315,9 +316,9 @@ export class FaultServer {
         const [r] = await c.send([raw], this.timeout)
         const st = r?.response?.status
         if (st === 200) return
-        const loc = r?.response === undefined ? undefined : header(r.response, 'location')
+        const loc = redirectLocation(st, r?.response === undefined ? undefined : header(r.response, 'location'))
         const follow = this.fault === 'follows-any-redirect' || (p.setup && fresh && this.fault !== 'no-redirect')
-        if (st !== undefined && st >= 300 && st < 400 && loc !== undefined && follow && hop < 5) {
+        if (loc !== undefined && follow && hop < 5) {
           c.destroy()
           peer.out = undefined
           peer.url = new URL(loc, c.url)

@@ -39,6 +39,7 @@ import {
   SetupKind, type ParsedSetupMessage, type SetupMessage, type SspVersion
 } from '../ssp/messages.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from '../wire/header-bytes.js'
+import { isRedirectStatus, redirectLocation } from '../wire/redirect.js'
 import { ACK, redirectReply } from '../wire/replies.js'
 import {
   buildPost, header, parseMessage, RawClient, RawListener, type HttpMessage, type InboundConnection, type Reply
@@ -479,7 +480,7 @@ export class ConformanceLab {
       if (conn.client.closed) conn = await this.open(this.o.peer).catch(() => conn)
       const ex = await this.serviceRequest(conn, s, 'service-request')
       const status = ex.reply?.status
-      if (status !== undefined && status >= 300 && status < 400) continue
+      if (status !== undefined && isRedirectStatus(status)) continue
       if (status === 200) await this.answerOf(ex)
       return conn
     }
@@ -615,8 +616,8 @@ export class ConformanceLab {
       const ex = await this.post(conn, spec, purpose, ctx?.label, answers)
       const st = ex.reply?.status
       if (st === 200) return { conn, n: ex.n, ok: true, why: '' }
-      const loc = ex.reply === undefined ? undefined : header(ex.reply, 'location')
-      if (st !== undefined && st >= 300 && st < 400 && loc !== undefined && fresh && msg.kind === SetupKind.SEND_SECRET_TOKEN && hop < 5) {
+      const loc = redirectLocation(st, ex.reply === undefined ? undefined : header(ex.reply, 'location'))
+      if (loc !== undefined && fresh && msg.kind === SetupKind.SEND_SECRET_TOKEN && hop < 5) {
         let next: URL
         try { next = new URL(loc, conn.client.url) } catch { return { conn, n: ex.n, ok: false, why: `unusable Location ${loc}` } }
         this.run.notes.push(`the SUT redirected the lab's ${purpose.replace('setup-', 'step ')} to ${next.href} (allowed at set-up)`)

@@ -836,6 +836,9 @@ export class SspNode extends EventEmitter {
       if (peer.shared === clients) peer.shared = undefined
       for (const conn of peer.inbound) conn.close()
       peer.entry = undefined
+    } else if (clients !== undefined) {
+      // Kept for a live session: a redirect this set-up followed does not outlive it (issue 13.3).
+      for (const c of clients) c.forgetRedirect()
     }
     // A peer-initiated set-up that failed leaves nothing behind (a stream of set-ups
     // claiming made-up domains must not grow the peer table): once the current event
@@ -886,7 +889,14 @@ export class SspNode extends EventEmitter {
     if (!stillUsed) {
       for (const c of s.clients) c.close().catch(() => {})
       if (peer.shared === s.clients) peer.shared = undefined
+    } else {
+      // Shared with the session in the other role (pair reuse): a redirect followed while setting
+      // this one up ends with it; the next connection goes to the directory's URL (issue 13.3).
+      for (const c of s.clients) c.forgetRedirect()
     }
+    // What the directory (or DNS) said is looked up again for the next set-up once no session
+    // with the peer is left; the static directory itself (options, addPeer) is not touched.
+    if (peer.requestor === undefined && peer.provider === undefined && !this.setup.has(peer.domain)) peer.entry = undefined
     if (chSessionEnd.hasSubscribers) chSessionEnd.publish({ node: this, session: s, error: err })
     this.emit('sessionEnd', { peer: peer.domain, role: s.role, id: s.id, reason: err.code })
   }

@@ -32,7 +32,8 @@ import * as tls from 'node:tls'
 import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from './header-bytes.js'
 import { busyPollOption, pollAfterIo } from './busy-poll.js'
-import { isRedirectStatus, ResponseFramer, type ResponseSink } from './response-framer.js'
+import { isRedirectStatus } from './redirect.js'
+import { ResponseFramer, type ResponseSink } from './response-framer.js'
 
 export interface WireClientOptions {
   /** Requests written and not yet answered, at most. Default 16. */
@@ -289,6 +290,8 @@ export class WireClient extends EventEmitter {
   private readonly busyPollMicros: number
   private readonly limits: { maxResponseHeaderBytes: number, maxResponseBodyBytes: number }
   private readonly tlsOptions: tls.ConnectionOptions
+  /** The URL the client was created with: where it goes back to when a redirect is forgotten. */
+  private readonly origin: URL
 
   // ---- pipeline
   private queue: WireRequest[] = []
@@ -357,11 +360,23 @@ export class WireClient extends EventEmitter {
     if (options.rejectUnauthorized !== undefined) t.rejectUnauthorized = options.rejectUnauthorized
     this.tlsOptions = t
     this.target = target
+    this.origin = target
     this.setTarget(target)
   }
 
   /** The peer URL requests currently go to (changes when a set-up redirect is followed). */
   get url (): string { return this.target.href }
+
+  /**
+   * Forget the redirects followed so far: later connections go to the URL
+   * the client was created with. A redirect answers one set-up (spec 5.5);
+   * the SSP node calls this when that set-up fails or its session ends, so
+   * a redirect target that has gone away is not where the next set-up goes.
+   * The open connection, if any, is kept (a live session may still use it).
+   */
+  forgetRedirect (): void {
+    if (this.target.href !== this.origin.href) this.setTarget(this.origin)
+  }
   /** Requests written and not yet answered. */
   get inFlight (): number { return this.pendingIdx - this.runningIdx }
   /** Requests waiting to be written. */

@@ -18,6 +18,7 @@
  */
 import type { ErrorCode } from '../errors.js'
 import { LL, Parser, type ParserCallbacks } from './llhttp.js'
+import { isRedirectStatus } from './redirect.js'
 
 export const ResponseFramerState = {
   RUNNING: 0,
@@ -251,7 +252,5 @@ export class ResponseFramer implements ParserCallbacks {
   }
 }
 
-/** The redirection codes spec 5.5 refers to (RFC 2616 plus 307/308). */
-export function isRedirectStatus (status: number): boolean {
-  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308
-}
+/** Re-exported for older imports; the definition is redirect.ts's. */
+export { isRedirectStatus }

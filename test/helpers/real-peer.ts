@@ -51,6 +51,8 @@ export interface RealPeerOptions {
   wrongDigest?: boolean
   /** Answer session POSTs (not set-up ones) with a 307 to this URL instead of a 200. */
   redirectSessionPosts?: string
+  /** Answer the first SendSecretToken it receives with a 307 to this URL (a load balancer's redirect, spec 5.5); later ones normally. */
+  redirectFirstSetup?: string
   /** Service answers: the primitive to send back (wrapped in Session/Transaction). */
   handler?: (tx: RealIncoming) => string
   /** Bound on connect() and request(), ms. Default 10 000. */
@@ -177,11 +179,13 @@ export class RealPeer {
   readonly closedOn: string[] = []
   /** Step 4s refused for coming too soon after step 3 (commitDelayMs). */
   step4Refusals = 0
+  /** Set-up redirects it answered (redirectFirstSetup). */
+  redirectsSent = 0
   /** The node's domain, as its set-up messages named it. */
   nodeDomain: string | undefined = undefined
   url = ''
 
-  private readonly o: Required<Omit<RealPeerOptions, 'handler' | 'redirectSessionPosts'>> & Pick<RealPeerOptions, 'handler' | 'redirectSessionPosts'>
+  private readonly o: Required<Omit<RealPeerOptions, 'handler' | 'redirectSessionPosts' | 'redirectFirstSetup'>> & Pick<RealPeerOptions, 'handler' | 'redirectSessionPosts' | 'redirectFirstSetup'>
   private nodeUrl: URL | undefined = undefined
   private readonly server: net.Server
   private readonly inbound = new Set<net.Socket>()
@@ -213,7 +217,8 @@ export class RealPeer {
       barazaSessionLookup: options.barazaSessionLookup ?? true,
       commitDelayMs: options.commitDelayMs ?? 5,
       handler: options.handler,
-      redirectSessionPosts: options.redirectSessionPosts
+      redirectSessionPosts: options.redirectSessionPosts,
+      redirectFirstSetup: options.redirectFirstSetup
     }
     this.server = net.createServer((s) => this.accept(s))
   }
@@ -421,6 +426,11 @@ export class RealPeer {
     }
     const rec: RealReceived = { headers, tid, sid, body, setup }
     this.received.push(rec)
+    if (setup?.kind === SetupKind.SEND_SECRET_TOKEN && this.o.redirectFirstSetup !== undefined && this.redirectsSent === 0) {
+      this.redirectsSent++
+      s.end(`HTTP/1.1 307 Temporary Redirect\r\nLocation: ${this.o.redirectFirstSetup}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+      return
+    }
     if (setup === undefined && this.o.redirectSessionPosts !== undefined) {
       s.write(`HTTP/1.1 307 Temporary Redirect\r\nLocation: ${this.o.redirectSessionPosts}\r\nContent-Length: 0\r\n\r\n`)
       return

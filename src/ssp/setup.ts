@@ -16,13 +16,11 @@
 import { createError, type SspError } from '../errors.js'
 import { backoffDelay } from './backoff.js'
 import type { WireClient } from '../wire/client.js'
-import { isIdString } from '../wire/header-bytes.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import type { PeerEntry } from './directory.js'
 import { newSessionId, type TransactionIds } from './ids.js'
-import {
-  buildSetup, digestMatches, Mode, newPrintableSecret, passwordDigest, SetupKind, type ParsedSetupMessage, type SetupMessage
-} from './messages.js'
+import { buildSetup, Mode, SetupKind, type ParsedSetupMessage, type SetupMessage } from './messages.js'
+import { SetupInitiator, SetupResponder, type SetupPolicy } from './setup-engine.js'
 import { Peer, Role, type Session } from './session.js'
 
 export interface SetupHost {
@@ -51,28 +49,14 @@ export interface SetupHost {
   admit (conn: ServerConnection, domain: string, role: Role): boolean
 }
 
-const Stage = {
-  /** Initiator: waiting for step 3. Responder: waiting for step 4. */
-  TOKEN: 1,
-  /** Initiator: waiting for step 5. Responder: waiting for step 6. */
-  LOGIN: 2,
-  /** Initiator: waiting for step 7. */
-  LOGIN_RESPONSE: 3,
-  DONE: 4
-} as const
-type StageValue = typeof Stage[keyof typeof Stage]
-
+/** One set-up in progress: the engine's state machine plus what this node needs around it. */
 interface Exchange {
   readonly peer: Peer
   readonly role: Role
-  readonly ourSecret: Buffer
-  peerSecret: Buffer | undefined
+  /** Initiator: made once the peer is resolved and step 1 leaves. Responder: made from step 1. */
+  engine: SetupInitiator | SetupResponder | undefined
   clients: WireClient[] | undefined
-  /** Transaction id of the step we wait an answer to (initiator) or of step 1 (responder). */
-  tid: string
-  stage: StageValue
-  /** Our session id, offered in step 6 or 7. */
-  readonly sessionId: string
+  done: boolean
   timer: NodeJS.Timeout
   resolve: (s: Session) => void
   reject: (e: SspError) => void
@@ -80,6 +64,8 @@ interface Exchange {
 
 export class SetupCoordinator {
   private readonly host: SetupHost
+  /** The node's posture, as the set-up engine's policy. */
+  private readonly policy: SetupPolicy
   /** Set-ups we initiated (we will be the requestor), by peer domain. */
   private readonly outgoing = new Map<string, Exchange>()
   /** Set-ups the peer initiated (we will be the provider), by peer domain. */
@@ -87,6 +73,14 @@ export class SetupCoordinator {
 
   constructor (host: SetupHost) {
     this.host = host
+    this.policy = {
+      domain: host.domain,
+      timeToLive: host.timeToLive,
+      // Interop: a step 3 with a transaction id of its own, session ids like `5@a.example` (ssp-notes 3).
+      // Strict: refused, since the peer's session id goes into our x-wv-sessionid headers (S-012).
+      accept: { foreignStep3Tid: host.interop, anySessionId: host.interop },
+      onAccepted: (kind) => host.countDeviation(kind)
+    }
   }
 
   /** Steps 1, 4, 6 as initiator. Resolves when step 7 arrives. */
@@ -103,12 +97,11 @@ export class SetupCoordinator {
       const ex = this.exchange(peer, Role.REQUESTOR, resolve, reject)
       this.outgoing.set(peer.domain, ex)
       this.host.resolvePeer(peer).then((entry) => {
-        if (ex.stage === Stage.DONE) return
+        if (ex.done) return
         ex.clients = this.host.clientsFor(peer, Role.REQUESTOR)
-        ex.tid = this.host.tids.next()
-        return this.send(ex, entry, {
-          kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: ex.tid, domain: this.host.domain, secret: ex.ourSecret
-        }, true)
+        const engine = new SetupInitiator(this.policy, peer.domain, { transactionId: this.host.tids.next(), sessionId: this.newSessionId() })
+        ex.engine = engine
+        return this.send(ex, entry, engine.step1(), true)
       }).catch((err: SspError) => this.fail(ex, err))
     })
   }
@@ -129,7 +122,7 @@ export class SetupCoordinator {
       const peer = h.peerFor(msg.domain)
       this.bind(peer, conn)
       if (msg.mode === Mode.REQUEST) this.onToken(peer, msg)
-      else this.onTokenAnswer(peer, msg)
+      else this.answer(peer, msg)
       return
     }
     const peer = conn.context instanceof Peer
@@ -137,44 +130,23 @@ export class SetupCoordinator {
       : msg.kind === SetupKind.LOGIN_REQUEST ? h.peerFor(msg.domain) : this.loginResponsePeer(msg)
     if (peer === undefined) return
     if (!h.admit(conn, peer.domain, msg.mode === Mode.REQUEST ? Role.PROVIDER : Role.REQUESTOR)) return
-    if (msg.kind === SetupKind.LOGIN_REQUEST) {
-      if (msg.mode === Mode.REQUEST) this.onLogin(peer, msg)
-      else this.onLoginAnswer(peer, msg)
-    } else {
-      if (msg.mode === Mode.REQUEST) this.onLoginResponse(peer, msg)
-      else this.onLoginResponseAnswer(peer, msg)
-    }
+    if (msg.mode === Mode.REQUEST) this.request(peer, msg)
+    else this.answer(peer, msg)
   }
 
   /**
    * A LoginResponse (no domain in it) on a connection no set-up message came
    * on: a peer that opens a new connection per POST (ssp-notes 3). Step 7
-   * echoes the transaction id of our step 6; step 6 (interop only) goes to the
+   * echoes the transaction id of our step 6; step 6 carries the one of step 1
+   * (one id for the initiator's steps 1, 4, 6) or, interop only, goes to the
    * one set-up waiting for it, if there is exactly one.
    */
   private loginResponsePeer (msg: ParsedSetupMessage): Peer | undefined {
-    if (msg.mode === Mode.RESPONSE) {
-      for (const ex of this.outgoing.values()) if (ex.stage === Stage.LOGIN_RESPONSE && ex.tid === msg.transactionId) return ex.peer
-      return undefined
-    }
-    // Step 6 carries the transaction id of step 1 (one id for the initiator's steps 1, 4, 6).
-    for (const ex of this.incoming.values()) if (ex.stage === Stage.LOGIN && ex.tid === msg.transactionId) return ex.peer
-    if (!this.host.interop) return undefined
-    const waiting = [...this.incoming.values()].filter((ex) => ex.stage === Stage.LOGIN)
+    const table = msg.mode === Mode.RESPONSE ? this.outgoing : this.incoming
+    for (const ex of table.values()) if (ex.engine?.awaits(msg) === true) return ex.peer
+    if (msg.mode === Mode.RESPONSE || !this.host.interop) return undefined
+    const waiting = [...this.incoming.values()].filter((ex) => ex.engine?.awaited === 6)
     return waiting.length === 1 ? waiting[0]!.peer : undefined
-  }
-
-  /**
-   * Strict posture: the peer's session id goes into our x-wv-sessionid
-   * headers, so one outside the 5.6 grammar fails the set-up (S-012) rather
-   * than bring up a session every POST of which would fail SSP_ERR_INVALID_ID.
-   */
-  private badSessionId (ex: Exchange, id: string): boolean {
-    if (this.host.interop || isIdString(id)) return false
-    this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', {
-      message: `${ex.peer.domain} named the session ${JSON.stringify(id)}, outside 1*(ALPHA / DIGIT / "_") (S-012)`, scr: 'S-012'
-    }))
-    return true
   }
 
   /** Fail every set-up in progress (node closing). */
@@ -189,110 +161,79 @@ export class SetupCoordinator {
 
   // ------------------------------------------------------------------ responder: steps 2, 3, 5, 7
 
-  private onToken (peer: Peer, msg: ParsedSetupMessage & { kind: 'SendSecretToken' }): void {
+  private onToken (peer: Peer, msg: ParsedSetupMessage): void {
     const old = this.incoming.get(peer.domain)
     if (old !== undefined) this.fail(old, createError('SSP_ERR_SETUP_PROTOCOL', { message: `${peer.domain} started a new set-up` }))
     const ex = this.exchange(peer, Role.PROVIDER, () => {}, () => {})
-    ex.peerSecret = msg.secret
-    ex.tid = msg.transactionId
+    const engine = new SetupResponder(this.policy, msg, { sessionId: this.newSessionId() }, peer.domain)
+    ex.engine = engine
     this.incoming.set(peer.domain, ex)
     // Step 2: find the peer's server; step 3: our secret, on our own connection.
     this.host.resolvePeer(peer).then((entry) => {
-      if (ex.stage === Stage.DONE) return
+      if (ex.done) return
       ex.clients = this.host.clientsFor(peer, Role.PROVIDER)
-      this.reply(ex, {
-        kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.host.domain, secret: ex.ourSecret
-      }, 0, true)
+      this.reply(ex, engine.step3(), 0, true)
     }).catch((err: SspError) => this.fail(ex, err))
   }
 
-  private onLogin (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginRequest' }): void {
+  /** Steps 4 and 6 arriving at the responder. */
+  private request (peer: Peer, msg: ParsedSetupMessage): void {
     const ex = this.incoming.get(peer.domain)
-    if (ex === undefined || ex.stage !== Stage.TOKEN || ex.peerSecret === undefined) return this.unexpected(peer, msg)
-    if (!digestMatches(ex.ourSecret, msg.digest)) {
-      this.fail(ex, createError('SSP_ERR_SETUP_DIGEST', { message: `${peer.domain} (step 4)` }))
-      return
+    const engine = ex?.engine
+    if (ex === undefined || !(engine instanceof SetupResponder) || !this.due(engine, msg)) return this.unexpected(peer, msg)
+    try {
+      if (engine.awaited === 4) {
+        this.reply(ex, engine.onStep4(msg))
+      } else {
+        const { step7, result } = engine.onStep6(msg)
+        this.reply(ex, step7)
+        this.done(ex, this.host.sessionUp(peer, Role.PROVIDER, result.sessionId, result.peerSessionId, ex.clients ?? [], result.timeToLive))
+      }
+    } catch (err) {
+      this.fail(ex, err as SspError)
     }
-    ex.stage = Stage.LOGIN
-    this.reply(ex, {
-      kind: SetupKind.LOGIN_REQUEST, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.host.domain,
-      digest: passwordDigest(ex.peerSecret), timeToLive: this.host.timeToLive
-    })
-  }
-
-  private onLoginResponse (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginResponse' }): void {
-    const ex = this.incoming.get(peer.domain)
-    if (ex === undefined || ex.stage !== Stage.LOGIN) return this.unexpected(peer, msg)
-    if (this.badSessionId(ex, msg.sessionId)) return
-    const ttl = Math.min(this.host.timeToLive, msg.timeToLive ?? this.host.timeToLive)
-    this.reply(ex, {
-      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.RESPONSE, transactionId: msg.transactionId, sessionId: ex.sessionId,
-      timeToLive: ttl, statusCode: 200
-    })
-    this.done(ex, this.host.sessionUp(peer, Role.PROVIDER, ex.sessionId, msg.sessionId, ex.clients ?? [], ttl))
   }
 
   // ------------------------------------------------------------------ initiator: steps 3, 5, 7 arriving
 
-  private onTokenAnswer (peer: Peer, msg: ParsedSetupMessage & { kind: 'SendSecretToken' }): void {
+  private answer (peer: Peer, msg: ParsedSetupMessage): void {
     const ex = this.outgoing.get(peer.domain)
-    if (ex === undefined || ex.stage !== Stage.TOKEN) return this.unexpected(peer, msg)
-    if (msg.transactionId !== ex.tid) {
-      // Real peers answer step 1 with a transaction id of their own (ssp-notes 3);
-      // the set-up is matched by the peer's domain instead.
-      if (!this.host.interop) {
-        this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: `step 3 from ${peer.domain} carries transactionID ${msg.transactionId}, not ${ex.tid} (S-005)`, scr: 'S-005' }))
-        return
+    const engine = ex?.engine
+    if (ex === undefined || !(engine instanceof SetupInitiator) || !this.due(engine, msg)) return this.unexpected(peer, msg)
+    try {
+      if (engine.awaited === 3) {
+        this.reply(ex, engine.onStep3(msg))
+      } else if (engine.awaited === 5) {
+        this.reply(ex, engine.onStep5(msg))
+      } else {
+        const result = engine.onStep7(msg)
+        this.done(ex, this.host.sessionUp(peer, Role.REQUESTOR, result.sessionId, result.peerSessionId, ex.clients ?? [], result.timeToLive))
       }
-      this.host.countDeviation('setupTransactionId')
+    } catch (err) {
+      this.fail(ex, err as SspError)
     }
-    ex.peerSecret = msg.secret
-    ex.stage = Stage.LOGIN
-    // Steps 1, 4 and 6 carry one transaction id: the responder finds the set-up by it (Baraza does).
-    this.reply(ex, {
-      kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: ex.tid, domain: this.host.domain,
-      digest: passwordDigest(msg.secret), timeToLive: this.host.timeToLive
-    })
   }
 
-  private onLoginAnswer (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginRequest' }): void {
-    const ex = this.outgoing.get(peer.domain)
-    if (ex === undefined || ex.stage !== Stage.LOGIN) return this.unexpected(peer, msg)
-    if (!digestMatches(ex.ourSecret, msg.digest)) {
-      this.fail(ex, createError('SSP_ERR_SETUP_DIGEST', { message: `${peer.domain} (step 5)` }))
-      return
-    }
-    ex.stage = Stage.LOGIN_RESPONSE
-    this.reply(ex, {
-      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: ex.tid, sessionId: ex.sessionId,
-      timeToLive: this.host.timeToLive, statusCode: 200
-    })
-  }
-
-  private onLoginResponseAnswer (peer: Peer, msg: ParsedSetupMessage & { kind: 'LoginResponse' }): void {
-    const ex = this.outgoing.get(peer.domain)
-    if (ex === undefined || ex.stage !== Stage.LOGIN_RESPONSE) return this.unexpected(peer, msg)
-    if (this.badSessionId(ex, msg.sessionId)) return
-    if (msg.statusCode !== 200) {
-      this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: `${peer.domain} refused the login (status ${msg.statusCode})` }))
-      return
-    }
-    const ttl = Math.min(this.host.timeToLive, msg.timeToLive ?? this.host.timeToLive)
-    this.done(ex, this.host.sessionUp(peer, Role.REQUESTOR, ex.sessionId, msg.sessionId, ex.clients ?? [], ttl))
+  /** The step the engine waits for, by kind (step 6 and 7 found by domain here are not held to the transaction id). */
+  private due (engine: SetupInitiator | SetupResponder, msg: ParsedSetupMessage): boolean {
+    if (engine.awaits(msg)) return true
+    const step = engine.awaited
+    return (step === 6 || step === 7) && msg.kind === SetupKind.LOGIN_RESPONSE && msg.mode === (step === 6 ? Mode.REQUEST : Mode.RESPONSE)
   }
 
   // ------------------------------------------------------------------ plumbing
+
+  private newSessionId (): string {
+    return newSessionId(this.host.interop ? this.host.domain : undefined)
+  }
 
   private exchange (peer: Peer, role: Role, resolve: (s: Session) => void, reject: (e: SspError) => void): Exchange {
     const ex: Exchange = {
       peer,
       role,
-      ourSecret: newPrintableSecret(),
-      peerSecret: undefined,
+      engine: undefined,
       clients: undefined,
-      tid: '',
-      stage: Stage.TOKEN,
-      sessionId: newSessionId(this.host.interop ? this.host.domain : undefined),
+      done: false,
       timer: setTimeout(() => this.fail(ex, createError('SSP_ERR_SETUP_TIMEOUT', { message: `${peer.domain} as ${role}` })), this.host.setupTimeout),
       resolve,
       reject
@@ -329,13 +270,15 @@ export class SetupCoordinator {
       this.fail(ex, createError('SSP_ERR_SETUP_PROTOCOL', { message: 'no connection to answer on' }))
       return
     }
-    const stage = ex.stage
+    // The step the engine waits for once this one is sent: a change means answered meanwhile.
+    const stage = ex.engine?.awaited
+    const current = (): boolean => !ex.done && ex.engine?.awaited === stage
     this.send(ex, entry, msg, firstOnConnection).catch((err: SspError) => {
-      if (ex.stage !== stage) return // answered meanwhile (the close came after the answer) or failed
+      if (!current()) return // answered meanwhile (the close came after the answer) or failed
       if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < this.host.setupStepRetries) {
         this.host.countStepRetry()
         const delay = backoffDelay(attempt, 100, Infinity)
-        const timer = setTimeout(() => { if (ex.stage === stage) this.reply(ex, msg, attempt + 1, firstOnConnection) }, delay)
+        const timer = setTimeout(() => { if (current()) this.reply(ex, msg, attempt + 1, firstOnConnection) }, delay)
         timer.unref()
         return
       }
@@ -352,15 +295,15 @@ export class SetupCoordinator {
   }
 
   private done (ex: Exchange, s: Session): void {
-    ex.stage = Stage.DONE
+    ex.done = true
     clearTimeout(ex.timer)
     this.forget(ex)
     ex.resolve(s)
   }
 
   private fail (ex: Exchange, err: SspError): void {
-    if (ex.stage === Stage.DONE) return
-    ex.stage = Stage.DONE
+    if (ex.done) return
+    ex.done = true
     clearTimeout(ex.timer)
     this.forget(ex)
     this.host.setupFailed(ex.peer, ex.role, ex.clients, err)

@@ -5,7 +5,7 @@
 import { SspNode } from '../../src/ssp/node.js'
 import type { SspNodeOptions } from '../../src/ssp/options.js'
 import { buildSession, Mode } from '../../src/ssp/messages.js'
-import { FaultServer, type Fault } from '../../src/conformance/faults.js'
+import { FaultServer, type Fault } from '../instruments/fault-server.js'
 import { ConformanceLab, type LabOptions } from '../../src/conformance/lab.js'
 import { judge } from '../../src/conformance/checks.js'
 import { buildReport } from '../../src/conformance/report.js'

@@ -3,8 +3,8 @@
  * fail.
  *
  * `FaultServer` is a thin SSP server on raw sockets (the lab's http.ts) that
- * reuses the project's set-up codec (messages.ts), ids (ids.ts) and canned
- * replies (wire/replies.ts). Without a fault it behaves as the binding says:
+ * reuses the project's set-up engine (src/ssp/setup-engine.ts), codec
+ * (messages.ts), ids (ids.ts) and canned replies (wire/replies.ts). Without a fault it behaves as the binding says:
  * strict on what it accepts, in-order dummy 200s, response halves POSTed on
  * its own connection, one connection pair per peer shared by both sessions
  * (S-008), set-up redirects followed and later ones refused, the 1.2 content
@@ -12,20 +12,21 @@
  * fault, it breaks exactly that behaviour and nothing else.
  *
  * It is a test instrument, not a server: one peer at a time, no resend, no
- * notifications, no session expiry.
+ * notifications, no session expiry. It lives under test/ so that it does not
+ * ship in dist.
  */
-import { createError } from '../errors.js'
-import { primitiveView } from '../ssp/envelope.js'
-import { newSessionId, randomToken } from '../ssp/ids.js'
+import { createError } from '../../src/errors.js'
+import { primitiveView } from '../../src/ssp/envelope.js'
+import { newSessionId, randomToken } from '../../src/ssp/ids.js'
 import {
-  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newPrintableSecret, parseSetup, passwordDigest, peekEnvelopeIds, SetupKind,
-  type ParsedSetupMessage, type SetupMessage, type SspVersion
-} from '../ssp/messages.js'
-import { CONTENT_TYPE_12, CONTENT_TYPE_13, ContentType, classifyContentType, isIdString } from '../wire/header-bytes.js'
-import { redirectLocation } from '../wire/redirect.js'
-import { ACK, errorReply, redirectReply } from '../wire/replies.js'
-import { buildPost, header, RawClient, RawListener, type HttpMessage, type Reply } from './http.js'
-import type { ErrorCode } from '../errors.js'
+  buildSession, buildSetup, EnvelopeKind, Mode, parseSetup, peekEnvelopeIds, SetupKind, type ParsedSetupMessage, type SetupMessage, type SspVersion
+} from '../../src/ssp/messages.js'
+import { SetupInitiator, SetupResponder, type SetupPolicy } from '../../src/ssp/setup-engine.js'
+import { CONTENT_TYPE_12, CONTENT_TYPE_13, ContentType, classifyContentType, isIdString } from '../../src/wire/header-bytes.js'
+import { redirectLocation } from '../../src/wire/redirect.js'
+import { ACK, errorReply, redirectReply } from '../../src/wire/replies.js'
+import { buildPost, header, RawClient, RawListener, type HttpMessage, type Reply } from '../../src/conformance/http.js'
+import type { ErrorCode } from '../../src/errors.js'
 
 /** Every fault, with what the server then does wrong. */
 export const FAULTS = {
@@ -72,7 +73,8 @@ interface Peer {
   requestor: Sess | undefined
   provider: Sess | undefined
   setup: Promise<Sess> | undefined
-  incoming: { peerSecret: Buffer, ourSecret: Buffer, stage: 'token' | 'login' } | undefined
+  /** A set-up the peer started, between its step 1 and our step 7. */
+  incoming: SetupResponder | undefined
 }
 
 const ACK_WITH_BODY = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK', 'latin1')
@@ -91,6 +93,8 @@ export class FaultServer {
   private sidCount = 0
   private redirected = false
   private url = ''
+  /** Strict on the wire (validate), lenient on set-up ids: its faults are elsewhere. */
+  private readonly policy: SetupPolicy
 
   constructor (o: FaultServerOptions) {
     if (o.fault !== undefined && !(o.fault in FAULTS)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `unknown fault ${String(o.fault)}` })
@@ -98,6 +102,7 @@ export class FaultServer {
     this.fault = o.fault
     this.handler = o.handler ?? ((b) => b)
     this.timeout = o.timeout ?? 5000
+    this.policy = { domain: this.domain, timeToLive: 3600, accept: { foreignStep3Tid: true, anySessionId: true } }
     this.listener = new RawListener({
       onRequest: (_c, m) => this.onRequest(m),
       onError: () => errorReply('SSP_ERR_HTTP_PARSE'),
@@ -219,30 +224,28 @@ export class FaultServer {
       case SetupKind.SEND_SECRET_TOKEN: { // step 1 → step 3
         const peer = this.peer(msg.domain)
         peer.version = msg.version
-        const inc = { peerSecret: msg.secret, ourSecret: newPrintableSecret(), stage: 'token' as const }
+        const inc = new SetupResponder(this.policy, msg, { sessionId: this.newSid() })
         peer.incoming = inc
-        this.postSetup(peer, { kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.domain, secret: inc.ourSecret })
+        this.postSetup(peer, inc.step3())
         return
       }
       case SetupKind.LOGIN_REQUEST: { // step 4 → step 5
         const peer = this.peer(msg.domain)
         const inc = peer.incoming
-        if (inc === undefined || inc.stage !== 'token' || !digestMatches(inc.ourSecret, msg.digest)) return
-        inc.stage = 'login'
-        this.postSetup(peer, {
-          kind: SetupKind.LOGIN_REQUEST, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.domain, digest: passwordDigest(inc.peerSecret), timeToLive: 3600
-        })
+        if (inc === undefined || !inc.awaits(msg)) return
+        let step5: SetupMessage
+        try { step5 = inc.onStep4(msg) } catch { return } // a wrong digest: no answer
+        this.postSetup(peer, step5)
         return
       }
       case SetupKind.LOGIN_RESPONSE: { // step 6 → step 7
-        const peer = [...this.peers.values()].find((p) => p.incoming?.stage === 'login')
+        const peer = [...this.peers.values()].find((p) => p.incoming?.awaited === 6)
         if (peer === undefined) return
+        const inc = peer.incoming!
         peer.incoming = undefined
-        const ourSid = this.newSid()
-        peer.provider = { peer, ourSid, peerSid: msg.sessionId }
-        this.postSetup(peer, {
-          kind: SetupKind.LOGIN_RESPONSE, mode: Mode.RESPONSE, transactionId: msg.transactionId, sessionId: ourSid, timeToLive: 3600, statusCode: 200
-        })
+        const { step7, result } = inc.onStep6(msg)
+        peer.provider = { peer, ourSid: result.sessionId, peerSid: result.peerSessionId }
+        this.postSetup(peer, step7)
       }
     }
   }
@@ -255,26 +258,17 @@ export class FaultServer {
   }
 
   private async initiate (peer: Peer): Promise<Sess> {
-    const secret = newPrintableSecret()
-    const tid1 = this.nextTid()
+    const engine = new SetupInitiator(this.policy, peer.domain, { transactionId: this.nextTid(), sessionId: this.newSid() })
     const step3 = this.await(this.expecting, `${SetupKind.SEND_SECRET_TOKEN}:${peer.domain}`, 'step 3')
-    await this.postSetupNow(peer, { kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: tid1, domain: this.domain, secret })
-    const m3 = await step3
-    if (m3.kind !== SetupKind.SEND_SECRET_TOKEN) throw createError('SSP_ERR_SETUP_PROTOCOL')
+    await this.postSetupNow(peer, engine.step1())
+    const step4 = engine.onStep3(await step3)
     const step5 = this.await(this.expecting, `${SetupKind.LOGIN_REQUEST}:${peer.domain}`, 'step 5')
-    await this.postSetupNow(peer, {
-      kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: tid1, domain: this.domain, digest: passwordDigest(m3.secret), timeToLive: 3600
-    })
-    const m5 = await step5
-    if (m5.kind !== SetupKind.LOGIN_REQUEST || !digestMatches(secret, m5.digest)) throw createError('SSP_ERR_SETUP_DIGEST')
-    const ourSid = this.newSid()
+    await this.postSetupNow(peer, step4)
+    const step6 = engine.onStep5(await step5)
     const step7 = this.await(this.expecting, SetupKind.LOGIN_RESPONSE, 'step 7')
-    await this.postSetupNow(peer, {
-      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: tid1, sessionId: ourSid, timeToLive: 3600, statusCode: 200
-    })
-    const m7 = await step7
-    if (m7.kind !== SetupKind.LOGIN_RESPONSE || m7.statusCode !== 200) throw createError('SSP_ERR_SETUP_PROTOCOL')
-    const s: Sess = { peer, ourSid, peerSid: m7.sessionId }
+    await this.postSetupNow(peer, step6)
+    const result = engine.onStep7(await step7)
+    const s: Sess = { peer, ourSid: result.sessionId, peerSid: result.peerSessionId }
     peer.requestor = s
     return s
   }

@@ -35,9 +35,10 @@ import { performance } from 'node:perf_hooks'
 import { createError, isSspError } from '../errors.js'
 import { newSessionId, randomToken, TransactionIds } from '../ssp/ids.js'
 import {
-  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newPrintableSecret, parseSetup, passwordDigest, peekEnvelopeIds,
+  buildSession, buildSetup, EnvelopeKind, Mode, parseSetup, peekEnvelopeIds,
   SetupKind, type ParsedSetupMessage, type SetupMessage, type SspVersion
 } from '../ssp/messages.js'
+import { SetupInitiator, SetupResponder, type SetupPolicy, type SetupResult } from '../ssp/setup-engine.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from '../wire/header-bytes.js'
 import { isRedirectStatus, redirectLocation } from '../wire/redirect.js'
 import { ACK, redirectReply } from '../wire/replies.js'
@@ -90,6 +91,21 @@ export interface LabOptions {
 function sendMessage (tid: string): string {
   return `<SendMessageRequest deliveryReport="No"><MessageInfo messageID="m${tid}" contentType="text/plain" contentSize="2"/>` +
     '<ContentData>hi</ContentData></SendMessageRequest>'
+}
+
+/**
+ * The lab's set-up policy: accept every deviation (the checks judge the
+ * transcript afterwards, against their SCR items), commit none.
+ */
+function setupPolicy (identity: string): SetupPolicy {
+  return { domain: identity, timeToLive: 3600, accept: { foreignStep3Tid: true, anySessionId: true } }
+}
+
+/** Why a set-up step the engine refused ends the lab's set-up, as a run note. */
+function setupReason (err: unknown, step: number): string {
+  if (isSspError(err) && err.code === 'SSP_ERR_SETUP_DIGEST') return `the SUT's step ${step} digest does not match the lab's secret`
+  // The engine names the SUT in its messages ("the SUT refused the login (status 401)").
+  return messageOf(err)
 }
 
 const SETUP_PURPOSE: Record<string, Purpose> = {
@@ -377,31 +393,38 @@ export class ConformanceLab {
     this.learnDomain(msg.domain)
     const ctx: SetupContext = { label, identity: this.o.domain, pending: new Map() }
     this.setupCtx = ctx
-    const secret = newPrintableSecret()
+    const engine = new SetupResponder(setupPolicy(ctx.identity), msg, { sessionId: newSessionId() }, 'the SUT')
     let conn: LabConn
     try {
       conn = await this.open(this.o.peer)
     } catch (err) {
       return { upAt: 0, reason: `cannot open a connection to the SUT for step 3: ${messageOf(err)}` }
     }
-    const s3 = await this.postSetup(conn, { kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: ctx.identity, secret }, 'setup-3', '1.3', step1.n)
+    const s3 = await this.postSetup(conn, engine.step3(), 'setup-3', '1.3', step1.n)
     conn = s3.conn
     if (!s3.ok) return { conn, upAt: 0, reason: `the SUT did not accept step 3: ${s3.why}` }
     const step4 = await this.waitIn((e) => e.purpose === 'setup-4', this.timeout, s3.n)
     if (step4?.setup?.kind !== SetupKind.LOGIN_REQUEST) return { conn, upAt: 0, reason: `no LoginRequest (step 4) from the SUT within ${this.timeout} ms` }
-    if (!digestMatches(secret, step4.setup.digest)) return { conn, upAt: 0, reason: 'the SUT\'s step 4 digest does not match the lab\'s secret' }
-    const s5 = await this.postSetup(conn, {
-      kind: SetupKind.LOGIN_REQUEST, mode: Mode.RESPONSE, transactionId: step4.setup.transactionId, domain: ctx.identity, digest: passwordDigest(msg.secret), timeToLive: 3600
-    }, 'setup-5', '1.3', step4.n)
+    let step5: SetupMessage
+    try {
+      step5 = engine.onStep4(step4.setup)
+    } catch (err) {
+      return { conn, upAt: 0, reason: setupReason(err, 4) }
+    }
+    const s5 = await this.postSetup(conn, step5, 'setup-5', '1.3', step4.n)
     if (!s5.ok) return { conn, upAt: 0, reason: `the SUT did not accept step 5: ${s5.why}` }
     const step6 = await this.waitIn((e) => e.purpose === 'setup-6', this.timeout, s5.n)
     if (step6?.setup?.kind !== SetupKind.LOGIN_RESPONSE) return { conn, upAt: 0, reason: `no LoginResponse (step 6) from the SUT within ${this.timeout} ms` }
-    const labSid = newSessionId()
-    const s7 = await this.postSetup(conn, {
-      kind: SetupKind.LOGIN_RESPONSE, mode: Mode.RESPONSE, transactionId: step6.setup.transactionId, sessionId: labSid, timeToLive: 3600, statusCode: 200
-    }, 'setup-7', '1.3', step6.n)
+    let step6Answer: ReturnType<SetupResponder['onStep6']>
+    try {
+      step6Answer = engine.onStep6(step6.setup)
+    } catch (err) {
+      return { conn, upAt: 0, reason: setupReason(err, 6) }
+    }
+    const s7 = await this.postSetup(conn, step6Answer.step7, 'setup-7', '1.3', step6.n)
     if (!s7.ok) return { conn, upAt: 0, reason: `the SUT did not accept step 7: ${s7.why}` }
-    const session: SessionRecord = { label, identity: ctx.identity, labSid, sutSid: step6.setup.sessionId, version: '1.3', upAt: s7.n }
+    const { sessionId: labSid, peerSessionId: sutSid } = step6Answer.result
+    const session: SessionRecord = { label, identity: ctx.identity, labSid, sutSid, version: '1.3', upAt: s7.n }
     this.run.sessions.push(session)
     this.setupCtx = undefined
     return { session, conn, upAt: s7.n, reason: 'set up' }
@@ -422,12 +445,9 @@ export class ConformanceLab {
       const ctx: SetupContext = { label, identity, pending: new Map() }
       this.setupCtx = ctx
       if (armed) this.armSetupRedirect('setup-3', 'step3')
-      const secret = newPrintableSecret()
       // One transaction id for steps 1, 4 and 6: the set-up is one transaction (Baraza finds it by this id).
-      const setupTid = this.tids.next()
-      const s1 = await this.postSetup(conn, {
-        kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: setupTid, domain: identity, secret
-      }, 'setup-1', version, undefined)
+      const engine = new SetupInitiator(setupPolicy(identity), 'the SUT', { transactionId: this.tids.next(), sessionId: newSessionId() })
+      const s1 = await this.postSetup(conn, engine.step1(), 'setup-1', version, undefined)
       conn = s1.conn
       if (!s1.ok) { this.policy = undefined; return { conn, reason: `the SUT did not accept step 1: ${s1.why}` } }
       let step3 = await this.waitIn((e) => e.purpose === 'setup-3', this.timeout, s1.n)
@@ -448,23 +468,33 @@ export class ConformanceLab {
       }
       if (step3.setup?.kind !== SetupKind.SEND_SECRET_TOKEN) return { conn, reason: 'step 3 is not a SendSecretToken' }
       this.learnDomain(step3.setup.domain)
-      const sutSecret = step3.setup.secret
-      const s4 = await this.postSetup(conn, {
-        kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: setupTid, domain: identity, digest: passwordDigest(sutSecret), timeToLive: 3600
-      }, 'setup-4', version, undefined)
+      let step4: SetupMessage
+      try {
+        step4 = engine.onStep3(step3.setup)
+      } catch (err) {
+        return { conn, reason: setupReason(err, 3) }
+      }
+      const s4 = await this.postSetup(conn, step4, 'setup-4', version, undefined)
       if (!s4.ok) return { conn, reason: `the SUT did not accept step 4: ${s4.why}` }
       const step5 = await this.waitIn((e) => e.purpose === 'setup-5', this.timeout, s4.n)
       if (step5?.setup?.kind !== SetupKind.LOGIN_REQUEST) return { conn, reason: `no LoginRequest (step 5) from the SUT within ${this.timeout} ms` }
-      if (!digestMatches(secret, step5.setup.digest)) return { conn, reason: 'the SUT\'s step 5 digest does not match the lab\'s secret' }
-      const labSid = newSessionId()
-      const s6 = await this.postSetup(conn, {
-        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: setupTid, sessionId: labSid, timeToLive: 3600, statusCode: 200
-      }, 'setup-6', version, undefined)
+      let step6: SetupMessage
+      try {
+        step6 = engine.onStep5(step5.setup)
+      } catch (err) {
+        return { conn, reason: setupReason(err, 5) }
+      }
+      const s6 = await this.postSetup(conn, step6, 'setup-6', version, undefined)
       if (!s6.ok) return { conn, reason: `the SUT did not accept step 6: ${s6.why}` }
       const step7 = await this.waitIn((e) => e.purpose === 'setup-7', this.timeout, s6.n)
       if (step7?.setup?.kind !== SetupKind.LOGIN_RESPONSE) return { conn, reason: `no LoginResponse (step 7) from the SUT within ${this.timeout} ms` }
-      if (step7.setup.statusCode !== 200) return { conn, reason: `the SUT refused the login (status ${step7.setup.statusCode})` }
-      const session: SessionRecord = { label, identity, labSid, sutSid: step7.setup.sessionId, version, upAt: step7.n }
+      let result: SetupResult
+      try {
+        result = engine.onStep7(step7.setup)
+      } catch (err) {
+        return { conn, reason: setupReason(err, 7) }
+      }
+      const session: SessionRecord = { label, identity, labSid: result.sessionId, sutSid: result.peerSessionId, version, upAt: step7.n }
       this.run.sessions.push(session)
       this.setupCtx = undefined
       return { session, conn, reason: 'set up' }

@@ -24,13 +24,18 @@
  *    steps 5 and 7 carry no `x-wv-*` header at all.
  *
  * Each deviation can be switched off, so that a strict node can be shown to
- * refuse each one on its own. XML comes from src/ssp/messages.ts.
+ * refuse each one on its own. The set-up is the project's engine
+ * (src/ssp/setup-engine.ts) told which of Baraza's deviations to commit; XML
+ * comes from src/ssp/messages.ts, HTTP framing from the lab's HttpStream
+ * (llhttp: chunked bodies included).
  */
 import * as net from 'node:net'
+import { HttpStream, type HttpMessage } from '../../src/conformance/http.js'
 import {
-  buildSession, buildSetup, digestMatches, EnvelopeKind, Mode, newPrintableSecret, parseSetup, passwordDigest, peekEnvelopeIds,
+  buildSession, buildSetup, EnvelopeKind, Mode, parseSetup, peekEnvelopeIds,
   SetupKind, type ParsedSetupMessage, type SessionTransaction, type SetupMessage
 } from '../../src/ssp/messages.js'
+import { SetupInitiator, SetupResponder, type SetupPolicy } from '../../src/ssp/setup-engine.js'
 
 export interface RealPeerOptions {
   /** Default `real.example`. */
@@ -121,45 +126,24 @@ interface RealSession {
 }
 
 interface ResponderSetup {
-  nodeSecret: Buffer
-  ourSecret: Buffer
-  /** Transaction id of the node's step 1: steps 4 and 6 must carry it. */
-  tid: string
+  readonly engine: SetupResponder
   /** When our step 3 was written (performance.now()). */
   step3At: number
-  stage: 'token' | 'login' | 'done'
 }
 
 interface RequestorSetup {
-  ourSecret: Buffer
-  nodeSecret: Buffer | undefined
-  ourSessionId: string
-  /** One transaction id for our steps 1, 4 and 6. */
-  tid: string
-  stage: 'token' | 'login' | 'loginResponse' | 'done'
+  readonly engine: SetupInitiator
   resolve: () => void
   reject: (e: Error) => void
 }
 
 interface Head { status: number, headers: Record<string, string[]> }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1')
-
-function parseHead (text: string): { first: string, headers: Record<string, string[]> } {
-  const lines = text.split('\r\n')
+/** Header lists by lower-case name, as the tests read them. */
+function headerTable (m: HttpMessage): Record<string, string[]> {
   const headers: Record<string, string[]> = {}
-  for (const line of lines.slice(1)) {
-    const i = line.indexOf(':')
-    if (i <= 0) continue
-    const name = line.slice(0, i).trim().toLowerCase()
-    ;(headers[name] ??= []).push(line.slice(i + 1).trim())
-  }
-  return { first: lines[0] ?? '', headers }
-}
-
-function contentLength (headers: Record<string, string[]>): number {
-  const v = headers['content-length']?.[0]
-  return v === undefined ? 0 : Number(v)
+  for (const [k, v] of m.headers) (headers[k.toLowerCase()] ??= []).push(v)
+  return headers
 }
 
 export class RealPeer {
@@ -185,6 +169,8 @@ export class RealPeer {
   nodeDomain: string | undefined = undefined
   url = ''
 
+  /** Set-up as Baraza does it: its deviations committed, the node's accepted. */
+  private readonly policy: SetupPolicy
   private readonly o: Required<Omit<RealPeerOptions, 'handler' | 'redirectSessionPosts' | 'redirectFirstSetup'>> & Pick<RealPeerOptions, 'handler' | 'redirectSessionPosts' | 'redirectFirstSetup'>
   private nodeUrl: URL | undefined = undefined
   private readonly server: net.Server
@@ -219,6 +205,16 @@ export class RealPeer {
       handler: options.handler,
       redirectSessionPosts: options.redirectSessionPosts,
       redirectFirstSetup: options.redirectFirstSetup
+    }
+    this.policy = {
+      domain: this.domain,
+      timeToLive: 3600,
+      accept: { foreignStep3Tid: true, anySessionId: true },
+      deviate: {
+        wrongDigest: this.o.wrongDigest,
+        nulCutSecrets: true,
+        ...(this.o.ownSetupTid ? { step3Tid: () => this.nextTid() } : {})
+      }
     }
     this.server = net.createServer((s) => this.accept(s))
   }
@@ -270,18 +266,10 @@ export class RealPeer {
         if (this.requestor === rs) this.requestor = undefined
         reject(e)
       }
-      const rs: RequestorSetup = {
-        ourSecret: newPrintableSecret(),
-        nodeSecret: undefined,
-        ourSessionId: this.nextSessionId(),
-        tid: this.nextTid(),
-        stage: 'token',
-        resolve: () => { clearTimeout(timer); resolve() },
-        reject: fail
-      }
+      const engine = new SetupInitiator(this.policy, 'the node', { transactionId: this.nextTid(), sessionId: this.nextSessionId() })
+      const rs: RequestorSetup = { engine, resolve: () => { clearTimeout(timer); resolve() }, reject: fail }
       this.requestor = rs
-      this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.REQUEST, transactionId: rs.tid, domain: this.domain, secret: rs.ourSecret }, true)
-        .catch(fail)
+      this.postSetup(engine.step1(), true).catch(fail)
     })
   }
 
@@ -347,23 +335,22 @@ export class RealPeer {
   private async exchange (request: Buffer): Promise<Head> {
     const sock = await this.socket()
     return new Promise<Head>((resolve, reject) => {
-      let buf = Buffer.alloc(0)
+      let answer: HttpMessage | undefined
+      let broken: string | undefined
+      const stream = new HttpStream('response', { message: (m) => { answer ??= m }, error: (reason) => { broken = reason } })
       const timer = setTimeout(() => done(new Error('real peer: no answer to a POST')), this.o.timeout)
       const onData = (chunk: Buffer): void => {
-        buf = Buffer.concat([buf, chunk])
-        const end = buf.indexOf(CRLFCRLF)
-        if (end < 0) return
-        const { first, headers } = parseHead(buf.toString('latin1', 0, end))
-        const length = contentLength(headers)
-        if (buf.length < end + 4 + length) return
-        const status = Number(first.split(' ')[1])
-        const close = (headers.connection ?? []).some((v) => v.toLowerCase() === 'close')
-        if (close || status !== 200 || !this.o.keepAlive) this.drop(sock)
-        done(null, { status, headers })
+        stream.push(chunk)
+        if (broken !== undefined) { done(new Error(`real peer: unreadable answer (${broken})`)); return }
+        if (answer === undefined) return
+        const status = answer.status ?? 0
+        if (!answer.keepAlive || status !== 200 || !this.o.keepAlive) this.drop(sock)
+        done(null, { status, headers: headerTable(answer) })
       }
       const onClose = (): void => done(new Error('real peer: connection closed before the answer'))
       const done = (err: Error | null, head?: Head): void => {
         clearTimeout(timer)
+        stream.stop()
         sock.off('data', onData)
         sock.off('close', onClose)
         if (err !== null) { this.drop(sock); reject(err) } else resolve(head!)
@@ -397,25 +384,17 @@ export class RealPeer {
 
   private accept (s: net.Socket): void {
     this.inbound.add(s)
-    s.on('error', () => {})
-    s.on('close', () => this.inbound.delete(s))
-    let buf = Buffer.alloc(0)
-    s.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk])
-      for (;;) {
-        const end = buf.indexOf(CRLFCRLF)
-        if (end < 0) return
-        const { headers } = parseHead(buf.toString('latin1', 0, end))
-        const length = contentLength(headers)
-        if (buf.length < end + 4 + length) return
-        const body = buf.toString('utf8', end + 4, end + 4 + length)
-        buf = buf.subarray(end + 4 + length)
-        this.onPost(s, headers, body)
-      }
+    const stream = new HttpStream('request', {
+      message: (m) => this.onPost(s, headerTable(m), m.body.toString('utf8')),
+      error: () => s.destroy()
     })
+    s.on('error', () => {})
+    s.on('close', () => { this.inbound.delete(s); stream.stop() })
+    s.on('data', (chunk: Buffer) => stream.push(chunk))
   }
 
   private onPost (s: net.Socket, headers: Record<string, string[]>, body: string): void {
+    if (s.destroyed) return // refused earlier in the same read: nothing after a close is read
     const tid = headers['x-wv-transactionid']?.[0]
     const sid = headers['x-wv-sessionid']?.[0]
     const bytes = Buffer.from(body, 'utf8')
@@ -436,15 +415,15 @@ export class RealPeer {
       return
     }
     // Baraza decides before it answers: a refusal is a close with no HTTP answer at all.
-    const refusal = setup !== undefined ? this.setupRefusal(setup) : this.sessionRefusal(ids)
-    if (refusal !== undefined) {
-      this.closedOn.push(refusal)
-      if (!refusal.startsWith('step 4 before')) this.problems.push(refusal)
+    const step = setup !== undefined ? this.setupStep(setup) : this.sessionRefusal(ids)
+    if (typeof step === 'string') {
+      this.closedOn.push(step)
+      if (!step.startsWith('step 4 before')) this.problems.push(step)
       s.destroy()
       return
     }
     s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Keep-Alive\r\nConnection: keep-alive\r\n\r\n')
-    if (setup !== undefined) this.onSetup(setup, body)
+    if (step !== undefined) step()
     else this.onSessionPost(rec, ids)
   }
 
@@ -462,22 +441,6 @@ export class RealPeer {
   private sessionRefusal (ids: ReturnType<typeof peekEnvelopeIds>): string | undefined {
     if (ids.kind !== EnvelopeKind.SESSION) return 'not an SSP message it can dispatch'
     if (this.sessionOf(ids.sessionId) === undefined) return `unknown session ${String(ids.sessionId)}`
-    return undefined
-  }
-
-  private setupRefusal (msg: ParsedSetupMessage): string | undefined {
-    if (msg.kind === SetupKind.SEND_SECRET_TOKEN) {
-      this.nodeDomain = msg.domain.toLowerCase()
-      return undefined
-    }
-    if (msg.mode !== Mode.REQUEST) return undefined // answers to our own set-up are checked in onSetup
-    const rs = this.responder
-    if (rs === undefined || rs.tid !== msg.transactionId) return `no set-up with transaction id ${msg.transactionId} (step ${msg.kind === SetupKind.LOGIN_REQUEST ? 4 : 6})`
-    if (msg.kind === SetupKind.LOGIN_REQUEST && rs.stage === 'token' && performance.now() - rs.step3At < this.o.commitDelayMs) {
-      this.step4Refusals++
-      return 'step 4 before our set-up row committed'
-    }
-    if (msg.kind === SetupKind.LOGIN_REQUEST && !digestMatches(rs.ourSecret, msg.digest)) return 'wrong digest in step 4'
     return undefined
   }
 
@@ -510,78 +473,71 @@ export class RealPeer {
     }
   }
 
-  private digestFor (secret: Buffer): Buffer {
-    return this.o.wrongDigest ? passwordDigest(Buffer.from('not the secret')) : passwordDigest(secret)
-  }
-
   /**
-   * A secret as Baraza keeps it: one it base64-decoded (any `encoding`
-   * attribute) is stored as a C string, so it ends at its first NUL byte.
+   * A set-up message, judged before any answer as Baraza does: a string is
+   * the reason to close (the refusal); otherwise what to do once the 200 is
+   * written (nothing, for a message it ignores).
    */
-  private keptSecret (secret: Buffer, body: string): Buffer {
-    if (!/<SecretToken[^>]*\sencoding=/.test(body)) return secret
-    const nul = secret.indexOf(0)
-    return nul < 0 ? secret : secret.subarray(0, nul)
+  private setupStep (msg: ParsedSetupMessage): string | (() => void) {
+    if (msg.kind === SetupKind.SEND_SECRET_TOKEN) this.nodeDomain = msg.domain.toLowerCase()
+    if (msg.mode === Mode.REQUEST) return this.responderStep(msg)
+    // Answers to our own set-up (we are the requestor); a wrong one is a problem, not a close.
+    return () => this.requestorStep(msg)
   }
 
-  private onSetup (msg: ParsedSetupMessage, body: string): void {
-    if (msg.kind === SetupKind.SEND_SECRET_TOKEN && msg.mode === Mode.REQUEST) {
-      // Steps 1-3 as responder: our secret back, with a transaction id of our own.
-      const rs: ResponderSetup = { nodeSecret: this.keptSecret(msg.secret, body), ourSecret: newPrintableSecret(), tid: msg.transactionId, stage: 'token', step3At: performance.now() }
-      this.responder = rs
-      const tid = this.o.ownSetupTid ? this.nextTid() : msg.transactionId
-      this.postSetup({ kind: SetupKind.SEND_SECRET_TOKEN, mode: Mode.RESPONSE, transactionId: tid, domain: this.domain, secret: rs.ourSecret }, true)
-        .catch(() => {})
-      return
+  /** Steps 1, 4 and 6 from the node: we answer 3, 5 and 7. */
+  private responderStep (msg: ParsedSetupMessage): string | (() => void) {
+    if (msg.kind === SetupKind.SEND_SECRET_TOKEN) {
+      return () => {
+        // Steps 1-3 as responder: our secret back (with a transaction id of our own, as Baraza does).
+        const rs: ResponderSetup = { engine: new SetupResponder(this.policy, msg, { sessionId: this.nextSessionId() }, 'the node'), step3At: performance.now() }
+        this.responder = rs
+        this.postSetup(rs.engine.step3(), true).catch(() => {})
+      }
     }
-    if (msg.kind === SetupKind.LOGIN_REQUEST && msg.mode === Mode.REQUEST) {
-      const rs = this.responder
-      if (rs === undefined || rs.stage !== 'token') { this.problems.push('unexpected step 4'); return }
-      rs.stage = 'login'
-      this.postSetup({
-        kind: SetupKind.LOGIN_REQUEST, mode: Mode.RESPONSE, transactionId: msg.transactionId, domain: this.domain,
-        digest: this.digestFor(rs.nodeSecret), timeToLive: 3600
-      }, !this.o.bareSetupAnswers).catch(() => {})
-      return
+    const rs = this.responder
+    const step = msg.kind === SetupKind.LOGIN_REQUEST ? 4 : 6
+    // Baraza finds steps 4 and 6 by the transaction id of step 1.
+    if (rs === undefined || rs.engine.transactionId !== msg.transactionId) return `no set-up with transaction id ${msg.transactionId} (step ${step})`
+    if (!rs.engine.awaits(msg)) return () => { this.problems.push(`unexpected step ${step}`) }
+    if (step === 4 && performance.now() - rs.step3At < this.o.commitDelayMs) {
+      this.step4Refusals++
+      return 'step 4 before our set-up row committed'
     }
-    if (msg.kind === SetupKind.LOGIN_RESPONSE && msg.mode === Mode.REQUEST) {
-      const rs = this.responder
-      if (rs === undefined || rs.stage !== 'login') { this.problems.push('unexpected step 6'); return }
-      rs.stage = 'done'
-      const ourId = this.nextSessionId()
+    if (step === 4) {
+      let step5: SetupMessage
+      try { step5 = rs.engine.onStep4(msg) } catch { return 'wrong digest in step 4' }
+      return () => { this.postSetup(step5, !this.o.bareSetupAnswers).catch(() => {}) }
+    }
+    return () => {
+      const { step7, result } = rs.engine.onStep6(msg)
       // Up from our side now: the node may use it as soon as step 7 reaches it.
-      this.provided = { ourId, nodeId: msg.sessionId }
-      this.postSetup({
-        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.RESPONSE, transactionId: msg.transactionId, sessionId: ourId,
-        timeToLive: 3600, statusCode: 200
-      }, !this.o.bareSetupAnswers).catch(() => {})
+      this.provided = { ourId: result.sessionId, nodeId: result.peerSessionId }
+      this.postSetup(step7, !this.o.bareSetupAnswers).catch(() => {})
+    }
+  }
+
+  /** Steps 3, 5 and 7 from the node, answering our set-up. */
+  private requestorStep (msg: ParsedSetupMessage): void {
+    const rq = this.requestor
+    if (rq === undefined || !rq.engine.awaits(msg)) {
+      this.problems.push(`unexpected ${msg.kind} ${msg.mode}${rq === undefined ? '' : ` at step ${rq.engine.awaited}`}`)
       return
     }
-    // Answers to our own set-up (we are the requestor).
-    const rq = this.requestor
-    if (rq === undefined) { this.problems.push(`unexpected ${msg.kind} ${msg.mode}`); return }
-    if (msg.kind === SetupKind.SEND_SECRET_TOKEN && rq.stage === 'token') {
-      rq.nodeSecret = this.keptSecret(msg.secret, body)
-      rq.stage = 'login'
-      this.postSetup({
-        kind: SetupKind.LOGIN_REQUEST, mode: Mode.REQUEST, transactionId: rq.tid, domain: this.domain,
-        digest: this.digestFor(rq.nodeSecret), timeToLive: 3600
-      }, true).catch(rq.reject)
-    } else if (msg.kind === SetupKind.LOGIN_REQUEST && rq.stage === 'login') {
-      if (!digestMatches(rq.ourSecret, msg.digest)) { rq.reject(new Error('real peer: wrong digest in step 5')); return }
-      rq.stage = 'loginResponse'
-      this.postSetup({
-        kind: SetupKind.LOGIN_RESPONSE, mode: Mode.REQUEST, transactionId: rq.tid, sessionId: rq.ourSessionId,
-        timeToLive: 3600, statusCode: 200
-      }, true).catch(rq.reject)
-    } else if (msg.kind === SetupKind.LOGIN_RESPONSE && rq.stage === 'loginResponse') {
-      rq.stage = 'done'
+    try {
+      if (rq.engine.awaited === 3) {
+        this.postSetup(rq.engine.onStep3(msg), true).catch(rq.reject)
+      } else if (rq.engine.awaited === 5) {
+        this.postSetup(rq.engine.onStep5(msg), true).catch(rq.reject)
+      } else {
+        this.requestor = undefined
+        const result = rq.engine.onStep7(msg)
+        this.requested = { ourId: result.sessionId, nodeId: result.peerSessionId }
+        rq.resolve()
+      }
+    } catch (err) {
       this.requestor = undefined
-      if (msg.statusCode !== 200) { rq.reject(new Error(`real peer: login refused (${msg.statusCode})`)); return }
-      this.requested = { ourId: rq.ourSessionId, nodeId: msg.sessionId }
-      rq.resolve()
-    } else {
-      this.problems.push(`unexpected ${msg.kind} ${msg.mode} at ${rq.stage}`)
+      rq.reject(new Error(`real peer: ${(err as Error).message}`))
     }
   }
 }

@@ -38,7 +38,7 @@ import {
   buildSession, buildSetup, EnvelopeKind, Mode, parseSetup, peekEnvelopeIds,
   SetupKind, type ParsedSetupMessage, type SetupMessage, type SspVersion
 } from '../ssp/messages.js'
-import { SetupInitiator, SetupResponder, type SetupPolicy, type SetupResult } from '../ssp/setup-engine.js'
+import { SetupInitiator, SetupResponder, type SetupPolicy } from '../ssp/setup-engine.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from '../wire/header-bytes.js'
 import { isRedirectStatus, redirectLocation } from '../wire/redirect.js'
 import { ACK, redirectReply } from '../wire/replies.js'
@@ -100,6 +100,9 @@ function sendMessage (tid: string): string {
 function setupPolicy (identity: string): SetupPolicy {
   return { domain: identity, timeToLive: 3600, accept: { foreignStep3Tid: true, anySessionId: true } }
 }
+
+/** The primitive of each set-up step the SUT sends, for the lab's notes. */
+const STEP_NAME: Record<number, string> = { 1: 'SendSecretToken', 3: 'SendSecretToken', 4: 'LoginRequest', 5: 'LoginRequest', 6: 'LoginResponse', 7: 'LoginResponse' }
 
 /** Why a set-up step the engine refused ends the lab's set-up, as a run note. */
 function setupReason (err: unknown, step: number): string {
@@ -403,27 +406,15 @@ export class ConformanceLab {
     const s3 = await this.postSetup(conn, engine.step3(), 'setup-3', '1.3', step1.n)
     conn = s3.conn
     if (!s3.ok) return { conn, upAt: 0, reason: `the SUT did not accept step 3: ${s3.why}` }
-    const step4 = await this.waitIn((e) => e.purpose === 'setup-4', this.timeout, s3.n)
-    if (step4?.setup?.kind !== SetupKind.LOGIN_REQUEST) return { conn, upAt: 0, reason: `no LoginRequest (step 4) from the SUT within ${this.timeout} ms` }
-    let step5: SetupMessage
-    try {
-      step5 = engine.onStep4(step4.setup)
-    } catch (err) {
-      return { conn, upAt: 0, reason: setupReason(err, 4) }
-    }
-    const s5 = await this.postSetup(conn, step5, 'setup-5', '1.3', step4.n)
+    const t4 = await this.nextStep(s3.n, 'setup-4', (m) => engine.onStep4(m))
+    if (typeof t4 === 'string') return { conn, upAt: 0, reason: t4 }
+    const s5 = await this.postSetup(conn, t4.value, 'setup-5', '1.3', t4.ex.n)
     if (!s5.ok) return { conn, upAt: 0, reason: `the SUT did not accept step 5: ${s5.why}` }
-    const step6 = await this.waitIn((e) => e.purpose === 'setup-6', this.timeout, s5.n)
-    if (step6?.setup?.kind !== SetupKind.LOGIN_RESPONSE) return { conn, upAt: 0, reason: `no LoginResponse (step 6) from the SUT within ${this.timeout} ms` }
-    let step6Answer: ReturnType<SetupResponder['onStep6']>
-    try {
-      step6Answer = engine.onStep6(step6.setup)
-    } catch (err) {
-      return { conn, upAt: 0, reason: setupReason(err, 6) }
-    }
-    const s7 = await this.postSetup(conn, step6Answer.step7, 'setup-7', '1.3', step6.n)
+    const t6 = await this.nextStep(s5.n, 'setup-6', (m) => engine.onStep6(m))
+    if (typeof t6 === 'string') return { conn, upAt: 0, reason: t6 }
+    const s7 = await this.postSetup(conn, t6.value.step7, 'setup-7', '1.3', t6.ex.n)
     if (!s7.ok) return { conn, upAt: 0, reason: `the SUT did not accept step 7: ${s7.why}` }
-    const { sessionId: labSid, peerSessionId: sutSid } = step6Answer.result
+    const { sessionId: labSid, peerSessionId: sutSid } = t6.value.result
     const session: SessionRecord = { label, identity: ctx.identity, labSid, sutSid, version: '1.3', upAt: s7.n }
     this.run.sessions.push(session)
     this.setupCtx = undefined
@@ -476,25 +467,13 @@ export class ConformanceLab {
       }
       const s4 = await this.postSetup(conn, step4, 'setup-4', version, undefined)
       if (!s4.ok) return { conn, reason: `the SUT did not accept step 4: ${s4.why}` }
-      const step5 = await this.waitIn((e) => e.purpose === 'setup-5', this.timeout, s4.n)
-      if (step5?.setup?.kind !== SetupKind.LOGIN_REQUEST) return { conn, reason: `no LoginRequest (step 5) from the SUT within ${this.timeout} ms` }
-      let step6: SetupMessage
-      try {
-        step6 = engine.onStep5(step5.setup)
-      } catch (err) {
-        return { conn, reason: setupReason(err, 5) }
-      }
-      const s6 = await this.postSetup(conn, step6, 'setup-6', version, undefined)
+      const t5 = await this.nextStep(s4.n, 'setup-5', (m) => engine.onStep5(m))
+      if (typeof t5 === 'string') return { conn, reason: t5 }
+      const s6 = await this.postSetup(conn, t5.value, 'setup-6', version, undefined)
       if (!s6.ok) return { conn, reason: `the SUT did not accept step 6: ${s6.why}` }
-      const step7 = await this.waitIn((e) => e.purpose === 'setup-7', this.timeout, s6.n)
-      if (step7?.setup?.kind !== SetupKind.LOGIN_RESPONSE) return { conn, reason: `no LoginResponse (step 7) from the SUT within ${this.timeout} ms` }
-      let result: SetupResult
-      try {
-        result = engine.onStep7(step7.setup)
-      } catch (err) {
-        return { conn, reason: setupReason(err, 7) }
-      }
-      const session: SessionRecord = { label, identity, labSid: result.sessionId, sutSid: result.peerSessionId, version, upAt: step7.n }
+      const t7 = await this.nextStep(s6.n, 'setup-7', (m) => engine.onStep7(m))
+      if (typeof t7 === 'string') return { conn, reason: t7 }
+      const session: SessionRecord = { label, identity, labSid: t7.value.sessionId, sutSid: t7.value.peerSessionId, version, upAt: t7.ex.n }
       this.run.sessions.push(session)
       this.setupCtx = undefined
       return { session, conn, reason: 'set up' }
@@ -626,6 +605,21 @@ export class ConformanceLab {
 
   private serviceRequest (conn: LabConn, s: SessionRecord, purpose: Purpose, tid = this.tids.next()): Promise<Exchange> {
     return this.post(conn, this.serviceSpec(conn, s, tid, undefined), purpose, s.label, undefined)
+  }
+
+  /**
+   * The SUT's next set-up step (after exchange `after`), checked by the
+   * engine: its answer, or why the lab's set-up ends there.
+   */
+  private async nextStep<T> (after: number, purpose: Purpose, check: (m: ParsedSetupMessage) => T): Promise<{ ex: Exchange, value: T } | string> {
+    const step = Number(purpose.slice('setup-'.length))
+    const ex = await this.waitIn((e) => e.purpose === purpose, this.timeout, after)
+    if (ex?.setup === undefined) return `no ${STEP_NAME[step] ?? purpose} (step ${step}) from the SUT within ${this.timeout} ms`
+    try {
+      return { ex, value: check(ex.setup) }
+    } catch (err) {
+      return setupReason(err, step)
+    }
   }
 
   /**

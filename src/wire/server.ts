@@ -20,6 +20,8 @@ export interface WireServerStats extends WireStatsSnapshot {
   connectionsOpen: number
   /** Requests currently held by the application (handler promises pending). */
   inflight: number
+  /** Bytes of partially received requests held by all connections (budget: maxBufferedBytes). */
+  bufferedBytes: number
 }
 
 /**
@@ -61,8 +63,10 @@ export class WireServer extends EventEmitter implements ConnectionHost {
         handshakeTimeout: this.options.handshakeTimeout
       }, onSocket)
       // Handshake failures are the peer's problem: count them, never crash.
-      this.server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      // With a listener, node leaves the socket to us: destroy it (a timed-out handshake would stay open).
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
         this.stats.countError(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'SSP_ERR_HANDSHAKE_TIMEOUT' : 'SSP_ERR_TLS')
+        socket.destroy()
       })
       // maxConnections counts TCP connections, before the handshake: silent
       // sockets cannot exhaust the fds. node closes the extra ones ('drop').
@@ -105,7 +109,8 @@ export class WireServer extends EventEmitter implements ConnectionHost {
       connectionsAccepted: this.accepted,
       connectionsRefused: this.refused,
       connectionsOpen: this.connections.size,
-      inflight: this.inflight
+      inflight: this.inflight,
+      bufferedBytes: this.bufferedBytes
     }
   }
 

@@ -24,6 +24,11 @@ export const ERRORS = {
   SSP_ERR_WRITE_STALLED: { status: 0, message: 'peer does not read its answers (write buffer over maxWriteBuffer for longer than idleTimeout)' },
   SSP_ERR_SOCKET: { status: 0, message: 'socket error' },
   SSP_ERR_SERVER_CLOSING: { status: 503, message: 'server is shutting down' },
+  SSP_ERR_HOST_MISSING: { status: 400, message: 'request without a Host header (RFC 9112 3.2)' },
+  SSP_ERR_EXPECTATION: { status: 417, message: 'Expect header other than 100-continue' },
+  SSP_ERR_SERVER_BUSY: { status: 503, message: 'partially received requests exceed the server-wide maxBufferedBytes' },
+  SSP_ERR_LINGER: { status: 0, message: 'peer kept the connection open after the server ended it (over lingerBytes or lingerTimeout)' },
+  SSP_ERR_HANDSHAKE_TIMEOUT: { status: 0, message: 'TLS handshake not complete within handshakeTimeout' },
 
   // ---- wire, client side
   SSP_ERR_INVALID_ID: { status: 0, message: 'outgoing id does not match 1*(ALPHA / DIGIT / "_")' },

@@ -212,7 +212,7 @@ t.test('failed peer-initiated set-ups leave nothing behind (made-up domains)', a
       sock.on('error', () => {})
       sock.on('close', () => { clearTimeout(guard); resolve() })
       sock.on('data', () => {})
-      sock.write(`POST / HTTP/1.1\r\nContent-Type: application/vnd.wv.ssp+xml\r\nx-wv-transactionid: T${i}\r\nContent-Length: ${body.length}\r\n\r\n`)
+      sock.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.wv.ssp+xml\r\nx-wv-transactionid: T${i}\r\nContent-Length: ${body.length}\r\n\r\n`)
       sock.end(body)
     })
   }

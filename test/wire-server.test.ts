@@ -534,7 +534,7 @@ t.test('backpressure: maxPipelineDepth per connection', async (t) => {
 
 /** Smallest valid requests: most answer bytes per request byte. */
 function tinyPipeline (n: number): Buffer {
-  const one = Buffer.from('POST / HTTP/1.1\r\nContent-Type: application/vnd.wv.ssp+xml\r\nx-wv-transactionid: T\r\n\r\n', 'latin1')
+  const one = Buffer.from('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.wv.ssp+xml\r\nx-wv-transactionid: T\r\n\r\n', 'latin1')
   const out = Buffer.allocUnsafe(one.length * n)
   for (let i = 0; i < n; i++) one.copy(out, i * one.length)
   return out

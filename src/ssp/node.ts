@@ -32,6 +32,9 @@ import { SetupCoordinator, type SetupHost } from './setup.js'
 const chSession = channel('ssp-transport:node:session')
 const chSessionEnd = channel('ssp-transport:node:session-end')
 const chSetupError = channel('ssp-transport:node:setup-error')
+const chSetupRefused = channel('ssp-transport:node:setup-refused')
+/** Where a set-up message's root and SetupTransaction must begin (the cheap pre-check before XML parsing). */
+const SETUP_PEEK_BYTES = 1024
 
 /**
  * Mutual TLS: does the certificate the peer presented on `conn` name `domain`
@@ -152,6 +155,8 @@ export interface NodeStats {
   /** Set-up messages or session traffic refused because the peer's certificate does not name the peer (mutual TLS). */
   peerIdentityRefused: number
   setupFailures: number
+  /** Session-less POSTs dropped before XML parsing: over maxSetupBodyBytes, or not shaped like a set-up message. */
+  setupRefused: number
   /** Set-ups started again after their POST was cut off (see `setupRetries`). */
   setupRetries: number
   /** Set-up steps 3-7 POSTed again after the peer closed on them (see `setupStepRetries`). */
@@ -229,8 +234,11 @@ export class SspNode extends EventEmitter {
     sent: 0, answered: 0, failed: 0, timedOut: 0, resent: 0, lateAnswers: 0,
     incomingRequests: 0, incomingNotifications: 0, duplicates: 0, answersSent: 0, answerFailures: 0,
     handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, peerIdentityRefused: 0, setupFailures: 0, setupRetries: 0,
-    setupStepRetries: 0, unacknowledged: 0, envelopeMismatches: 0
+    setupStepRetries: 0, unacknowledged: 0, envelopeMismatches: 0, setupRefused: 0
   }
+  /** Rate limit of the setup-refused channel: at most one event per second, with the count since the last. */
+  private setupRefusedAt = 0
+  private setupRefusedQuiet = 0
 
   private readonly interopCounts: Record<string, number> = {}
 
@@ -456,6 +464,7 @@ export class SspNode extends EventEmitter {
       }
       if (ids.kind === EnvelopeKind.SETUP) this.countInterop('setupWithoutHeaders')
     }
+    if (this.refuseSetupBody(req.body)) return
     let msg
     try {
       msg = parseSetup(req.body)
@@ -899,6 +908,34 @@ export class SspNode extends EventEmitter {
     if (peer.requestor === undefined && peer.provider === undefined && !this.setup.has(peer.domain)) peer.entry = undefined
     if (chSessionEnd.hasSubscribers) chSessionEnd.publish({ node: this, session: s, error: err })
     this.emit('sessionEnd', { peer: peer.domain, role: s.role, id: s.id, reason: err.code })
+  }
+
+  /**
+   * A session-less POST is parsed as set-up XML on the event loop: only a
+   * small body that looks like one (WV-SSP-Message, then SetupTransaction,
+   * near the start) gets that far. The rest are counted, and published on
+   * 'ssp-transport:node:setup-refused' at most once a second (no log line per request).
+   */
+  private refuseSetupBody (body: Buffer): boolean {
+    const max = this.o.maxSetupBodyBytes ?? NODE_DEFAULTS.maxSetupBodyBytes
+    let reason: string | undefined
+    if (body.length > max) {
+      reason = 'maxSetupBodyBytes'
+    } else {
+      const peek = body.subarray(0, SETUP_PEEK_BYTES)
+      const root = peek.indexOf('WV-SSP-Message')
+      if (root < 0 || peek.indexOf('SetupTransaction', root) < 0) reason = 'not a set-up message'
+    }
+    if (reason === undefined) return false
+    this.c.setupRefused++
+    this.setupRefusedQuiet++
+    const now = Date.now()
+    if (chSetupRefused.hasSubscribers && now - this.setupRefusedAt >= 1000) {
+      chSetupRefused.publish({ reason, bytes: body.length, refused: this.setupRefusedQuiet, total: this.c.setupRefused })
+      this.setupRefusedAt = now
+      this.setupRefusedQuiet = 0
+    }
+    return true
   }
 
   private countInterop (kind: string): void {

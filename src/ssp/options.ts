@@ -117,6 +117,8 @@ export interface SspNodeOptions {
   maxPendingPerPeer?: number
   /** Body bytes of our transactions in flight per peer. Default 64 MiB. */
   maxPendingBytesPerPeer?: number
+  /** Body bytes of a session-less POST (a set-up message) the node parses; larger or not shaped like a set-up: dropped, counted in setupRefused. Default 16 KiB. */
+  maxSetupBodyBytes?: number
   /** Transactions waiting for a session to come up, per peer. Default 10,000. */
   maxWaitingPerPeer?: number
   /** Times a POST is resent after its connection died before the 200, within the transaction deadline. Default 100. Once spent, the transaction waits for its answer until the deadline (then SSP_ERR_TRANSACTION_TIMEOUT). */
@@ -150,6 +152,7 @@ export const NODE_DEFAULTS = {
   transactionTimeout: 30_000,
   maxPendingPerPeer: 10_000,
   maxPendingBytesPerPeer: 64 * 1024 * 1024,
+  maxSetupBodyBytes: 16 * 1024,
   maxWaitingPerPeer: 10_000,
   maxResends: 100,
   dedupeWindow: 4096,

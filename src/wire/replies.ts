@@ -9,6 +9,8 @@ import { ERRORS, type ErrorCode } from '../errors.js'
 export const ACK = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 'latin1')
 export const ACK_CLOSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n', 'latin1')
 export const ACK_LEN = ACK.length
+/** The interim answer to `Expect: 100-continue` (RFC 9110 15.2.1). */
+export const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1')
 
 let slab = Buffer.alloc(0)
 let slabCount = 0
@@ -37,6 +39,7 @@ const REASONS: Record<number, string> = {
   408: 'Request Timeout',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
+  417: 'Expectation Failed',
   431: 'Request Header Fields Too Large',
   503: 'Service Unavailable',
   505: 'HTTP Version Not Supported'

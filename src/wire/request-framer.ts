@@ -36,6 +36,8 @@ export interface FramerOptions {
   maxHeaderBytes: number
   maxHeaderCount: number
   maxBodyBytes: number
+  /** Refuse (strict) or flag (interop) a request without Host (RFC 9112 3.2). Off when absent (the framer's .md cases). */
+  requireHost?: boolean
 }
 
 export interface FramerSink {
@@ -47,6 +49,11 @@ export interface FramerSink {
   onMessageBegin (): void
   /** A request's head is complete (header timer stops). */
   onHeadersComplete (): void
+  /**
+   * The head just accepted carries `Expect: 100-continue` and a body follows:
+   * answer `100 Continue` now (after every earlier answer), before the body.
+   */
+  onContinue? (): void
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -55,10 +62,15 @@ const H_SESSION_ID = Buffer.from('x-wv-sessionid')
 const H_CONTENT_LENGTH = Buffer.from('content-length')
 const H_CONTENT_TYPE = Buffer.from('content-type')
 const H_TRANSFER_ENCODING = Buffer.from('transfer-encoding')
+const H_HOST = Buffer.from('host')
+const H_EXPECT = Buffer.from('expect')
+const V_100_CONTINUE = Buffer.from('100-continue')
 
 const LAST_NONE = 0
 const LAST_FIELD = 1
 const LAST_VALUE = 2
+const EXPECT_CONTINUE = 1
+const EXPECT_UNKNOWN = 2
 /** Bytes counted per header line besides name and value (": " and CRLF). */
 const LINE_OVERHEAD = 4
 
@@ -153,6 +165,10 @@ export class RequestFramer implements ParserCallbacks {
     this.state = FramerState.STOPPED
     this.rest = undefined
     this.backlog.length = 0
+    // Let go of the partial request's chunks at once (a refused body may pin many reads).
+    this.bodyPieces = undefined
+    this.bodyChunk = EMPTY
+    this.headPieces.length = 0
   }
 
   /** Stop parsing for good and release the parser. Never call from inside a callback. */
@@ -167,6 +183,18 @@ export class RequestFramer implements ParserCallbacks {
   get bufferedBytes (): number {
     let n = this.rest === undefined ? 0 : this.rest.length
     for (const b of this.backlog) n += b.length
+    return n
+  }
+
+  /**
+   * Bytes of received input this framer holds that are not yet a complete
+   * request: the current request's head and body so far, plus input queued
+   * while paused. What the server's maxBufferedBytes budget counts.
+   */
+  get retainedBytes (): number {
+    if (this.state === FramerState.STOPPED) return 0
+    let n = this.inMessage ? this.headBytes + this.bodyLen : 0
+    if (this.state === FramerState.PAUSED) n += this.bufferedBytes
     return n
   }
 
@@ -345,10 +373,20 @@ export class RequestFramer implements ParserCallbacks {
     let dupTid = false
     let dupSid = false
     let chunked = false
+    let host = false
+    let expect = 0
+    let declared = -1
     for (let i = 0; i < this.nHeaders; i++) {
       const flen = this.fLen[i]!
-      // Length first: only five names matter, of lengths 18, 17, 14 and 12.
-      if (flen !== 18 && flen !== 14 && flen !== 12 && flen !== 17) continue
+      // Length first: only seven names matter, of lengths 18, 17, 14, 12, 6 and 4.
+      if (flen !== 18 && flen !== 14 && flen !== 12 && flen !== 17) {
+        if (flen === 4) {
+          if (equalsLower(src, this.fOff[i]! + shift, 4, H_HOST)) host = true
+        } else if (flen === 6 && equalsLower(src, this.fOff[i]! + shift, 6, H_EXPECT)) {
+          expect = this.expectation(src, i, shift)
+        }
+        continue
+      }
       const foff = this.fOff[i]! + shift
       if (flen === 17) {
         // llhttp (strict) accepts Transfer-Encoding on a request only with chunked last.
@@ -374,12 +412,17 @@ export class RequestFramer implements ParserCallbacks {
         sidOff = vs
         sidLen = ve - vs
       } else if (equalsLower(src, foff, flen, H_CONTENT_LENGTH)) {
-        if (parseDecimal(src, vs, ve - vs) > this.opts.maxBodyBytes) return this.reject('SSP_ERR_BODY_TOO_LARGE', undefined)
+        declared = parseDecimal(src, vs, ve - vs)
+        if (declared > this.opts.maxBodyBytes) return this.reject('SSP_ERR_BODY_TOO_LARGE', undefined)
       }
     }
 
     if (ct === ContentType.OTHER) return this.reject('SSP_ERR_CONTENT_TYPE', undefined)
     const interop = this.opts.interop
+    if (!host && this.opts.requireHost === true) {
+      if (!interop) return this.reject('SSP_ERR_HOST_MISSING', undefined)
+      dev |= Deviation.HOST_MISSING
+    }
     if (tidOff < 0 || tidLen === 0) {
       if (!interop) return this.reject('SSP_ERR_TRANSACTION_ID_MISSING', undefined)
       dev |= Deviation.TRANSACTION_ID_MISSING
@@ -409,7 +452,23 @@ export class RequestFramer implements ParserCallbacks {
     this.tidLen = tidLen
     this.sidOff = sidOff
     this.sidLen = sidLen
+    if (expect !== 0) {
+      // RFC 9110 10.1.1: an expectation we cannot meet is refused before the body;
+      // 100-continue is answered now, so the peer sends the body it holds back.
+      if (expect === EXPECT_UNKNOWN) return this.reject('SSP_ERR_EXPECTATION', undefined)
+      if (declared > 0 || chunked) this.sink.onContinue?.()
+    }
     return 0
+  }
+
+  /** The Expect header at index i: 100-continue, or an expectation this server cannot meet. */
+  private expectation (src: Buffer, i: number, shift: number): number {
+    const voff = this.vOff[i]!
+    if (voff < 0) return EXPECT_UNKNOWN
+    const vs = voff + shift
+    let ve = vs + this.vLen[i]!
+    while (ve > vs && isOws(src[ve - 1]!)) ve--
+    return ve - vs === 12 && equalsLower(src, vs, 12, V_100_CONTINUE) ? EXPECT_CONTINUE : EXPECT_UNKNOWN
   }
 
   onBody (at: number, len: number): number {

@@ -10,14 +10,17 @@ export const Deviation = {
   /** `x-wv-sessionid` outside the grammar, e.g. `5@a.example`. */
   SESSION_ID_GRAMMAR: 4,
   /** More than one `x-wv-transactionid` or `x-wv-sessionid` header: the first is used. */
-  DUPLICATE_ID_HEADER: 8
+  DUPLICATE_ID_HEADER: 8,
+  /** No `Host` header (RFC 9112 3.2 says 400; strict refuses it). */
+  HOST_MISSING: 16
 } as const
 
 export const DEVIATION_NAMES = {
   1: 'transactionIdMissing',
   2: 'transactionIdGrammar',
   4: 'sessionIdGrammar',
-  8: 'duplicateIdHeader'
+  8: 'duplicateIdHeader',
+  16: 'hostMissing'
 } as const
 
 /**

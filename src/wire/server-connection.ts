@@ -15,7 +15,7 @@ import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { channel } from 'node:diagnostics_channel'
 import { createError, type ErrorCode, type SspError } from '../errors.js'
-import { acks, ACK, ACK_CLOSE, ACK_LEN, errorReply, redirectReply } from './replies.js'
+import { acks, ACK, ACK_CLOSE, ACK_LEN, CONTINUE, errorReply, redirectReply } from './replies.js'
 import { FramerState, RequestFramer, type FramerSink } from './request-framer.js'
 import type { SspRequest } from './request.js'
 import { pollAfterIo } from './busy-poll.js'
@@ -42,6 +42,10 @@ export interface ConnectionHost {
   /** A held request finished: maybe wake waiting connections. */
   released (): void
   connectionClosed (conn: ServerConnection): void
+  /** Bytes of partially received requests held by all connections (see maxBufferedBytes). */
+  bufferedBytes: number
+  /** bufferedBytes went over maxBufferedBytes: refuse the largest holders. */
+  overBudget (): void
 }
 
 let nextId = 1
@@ -72,6 +76,13 @@ export class ServerConnection implements FramerSink {
   private requestStart = 0
   private headStart = 0
   private lastRead = 0
+  /** host.now when reading was paused (valid while paused !== 0): pauses are not counted against timeouts. */
+  private pausedAt = 0
+  /** host.now when we ended our side, and the bytes read since (the closing state is bounded by both). */
+  private closingAt = 0
+  private lingerRead = 0
+  /** This connection's share of host.bufferedBytes (the framer's retainedBytes at the last count). */
+  private retained = 0
   private readonly settled: () => void
   private flushScheduled = false
   /** A request of the current read was handed over to an asynchronous handler. */
@@ -91,7 +102,8 @@ export class ServerConnection implements FramerSink {
       interop: this.opts.posture === 'interop',
       maxHeaderBytes: this.opts.maxHeaderBytes,
       maxHeaderCount: this.opts.maxHeaderCount,
-      maxBodyBytes: this.opts.maxBodyBytes
+      maxBodyBytes: this.opts.maxBodyBytes,
+      requireHost: true
     })
     this.flushLater = () => {
       this.flushScheduled = false
@@ -117,6 +129,8 @@ export class ServerConnection implements FramerSink {
   get remotePort (): number | undefined { return this.socket.remotePort }
   /** Requests held by the application for this connection. */
   get pending (): number { return this.inflight }
+  /** Bytes of the partially received request (and paused input) this connection holds. */
+  get bufferedBytes (): number { return this.retained }
 
   /**
    * Answer the request being handed over (call it from inside the handler)
@@ -145,7 +159,12 @@ export class ServerConnection implements FramerSink {
     this.stats.bytesIn += n
     this.host.stats.bytesIn += n
     this.lastRead = this.host.now
+    if (this.closing) {
+      this.linger(n)
+      return
+    }
     this.framer.push(chunk)
+    if (this.framer.retainedBytes !== this.retained) this.account()
     if (this.opts.busyPollMicros !== 0) pollAfterIo(this.opts.busyPollMicros)
     if (!this.asyncHandOver) {
       this.flush()
@@ -188,6 +207,10 @@ export class ServerConnection implements FramerSink {
       this.host.stats.unacknowledgedDropped++
     }
     this.framer.destroy()
+    if (this.retained !== 0) {
+      this.host.bufferedBytes -= this.retained
+      this.retained = 0
+    }
     this.host.connectionClosed(this)
     if (chClose.hasSubscribers) {
       chClose.publish(this.socketError === undefined ? { connection: this } : { connection: this, error: this.socketError })
@@ -222,6 +245,13 @@ export class ServerConnection implements FramerSink {
     return true
   }
 
+  onContinue (): void {
+    // After every earlier answer of the pipeline (a held request pauses the
+    // framer before the next head, so no earlier 200 can still be missing).
+    this.flushOwed()
+    this.write(CONTINUE)
+  }
+
   onReject (code: ErrorCode, detail: string | undefined): void {
     this.requestStart = 0
     this.headStart = 0
@@ -254,7 +284,30 @@ export class ServerConnection implements FramerSink {
     this.handOver(req)
     this.resumeReading(PAUSE_QUEUE)
     if (this.framer.state === FramerState.PAUSED) this.framer.resume()
+    if (this.framer.retainedBytes !== this.retained) this.account()
     this.flush()
+  }
+
+  /**
+   * Refused for the server-wide budget of partial request bytes (called by the
+   * server, outside any parser callback): 503, close, its bytes released.
+   */
+  refuseBuffered (): void {
+    if (this.closed || this.closing || this.refused) return
+    this.stopParsing()
+    this.onReject('SSP_ERR_SERVER_BUSY', `${this.retained} bytes of a partial request`)
+    this.account()
+    this.flush()
+  }
+
+  /** Bring host.bufferedBytes up to date with what the framer holds; over the budget, the server acts. */
+  private account (): void {
+    const r = this.framer.retainedBytes
+    const host = this.host
+    host.bufferedBytes += r - this.retained
+    const grew = r > this.retained
+    this.retained = r
+    if (grew && host.bufferedBytes > this.opts.maxBufferedBytes) host.overBudget()
   }
 
   private handOver (req: SspRequest): void {
@@ -372,6 +425,7 @@ export class ServerConnection implements FramerSink {
   private end (): void {
     if (this.closing) return
     this.closing = true
+    this.closingAt = this.host.now
     this.stopParsing()
     this.socket.end()
     // Read on (into the stopped framer) so the peer's FIN is seen and the
@@ -382,8 +436,22 @@ export class ServerConnection implements FramerSink {
     }
   }
 
+  /** Read while closing: only to see the FIN, and only up to lingerBytes. */
+  private linger (n: number): void {
+    this.lingerRead += n
+    if (this.lingerRead > this.opts.lingerBytes) this.cutLinger()
+  }
+
+  private cutLinger (): void {
+    if (this.socket.destroyed) return
+    this.stats.countError('SSP_ERR_LINGER')
+    this.host.stats.countError('SSP_ERR_LINGER')
+    if (!this.socket.destroyed) this.socket.destroy()
+  }
+
   private pauseReading (why: number): void {
     if (this.paused === 0) {
+      this.pausedAt = this.host.now
       this.socket.pause()
       this.stats.backpressurePauses++
       this.host.stats.backpressurePauses++
@@ -394,7 +462,14 @@ export class ServerConnection implements FramerSink {
   private resumeReading (why: number): void {
     if (this.paused === 0) return
     this.paused &= ~why
-    if (this.paused === 0 && !this.closing) this.socket.resume()
+    if (this.paused !== 0) return
+    // Our pause does not count against the request's timeouts: shift their start.
+    const d = this.host.now - this.pausedAt
+    if (d > 0) {
+      if (this.headStart !== 0) this.headStart += d
+      if (this.requestStart !== 0) this.requestStart += d
+    }
+    if (!this.closing) this.socket.resume()
   }
 
   // ------------------------------------------------------------------ timeouts (driven by the server's sweep)
@@ -402,15 +477,18 @@ export class ServerConnection implements FramerSink {
   /** Called by the server's sweep with the current coarse time. */
   checkTimeouts (now: number): void {
     if (this.closed) return
+    const o = this.opts
     if (this.closing) {
-      // We ended our side; a peer that neither reads nor closes gets cut off.
-      if (now - this.lastRead >= this.opts.idleTimeout) this.socket.destroy()
+      // We ended our side; the peer has lingerTimeout to close its side (and to
+      // read what we sent), however much it keeps sending below lingerBytes.
+      if (now - this.closingAt >= o.lingerTimeout) this.cutLinger()
+      else if (now - this.lastRead >= o.idleTimeout) this.socket.destroy()
       return
     }
-    const o = this.opts
-    if (this.headStart !== 0 && now - this.headStart >= o.headersTimeout) {
+    // While we hold reading paused, the request's clocks stand still (see resumeReading).
+    if (this.paused === 0 && this.headStart !== 0 && now - this.headStart >= o.headersTimeout) {
       this.timeout('SSP_ERR_HEADERS_TIMEOUT')
-    } else if (this.requestStart !== 0 && now - this.requestStart >= o.requestTimeout) {
+    } else if (this.paused === 0 && this.requestStart !== 0 && now - this.requestStart >= o.requestTimeout) {
       this.timeout('SSP_ERR_REQUEST_TIMEOUT')
     } else if ((this.paused & PAUSE_QUEUE) === 0 && now - this.lastRead >= o.idleTimeout) {
       const code = this.socket.writableLength > 0 ? 'SSP_ERR_WRITE_STALLED' : 'SSP_ERR_IDLE_TIMEOUT'

@@ -48,6 +48,14 @@ export interface WireServerOptions {
   maxWriteBuffer?: number
   /** Open connections; more are closed at once and counted. Default 10,000. */
   maxConnections?: number
+  /** After the server ends a connection, bytes it still reads (waiting for the FIN) before destroying it. Default 64 KiB. */
+  lingerBytes?: number
+  /** After the server ends a connection, ms before it is destroyed if the peer has not closed. Default 2 s. */
+  lingerTimeout?: number
+  /** TLS only: ms for a TCP connection to complete its handshake; then destroyed. Default 10 s. */
+  handshakeTimeout?: number
+  /** Bytes of partially received requests held across all connections; over it the largest holders get 503. Default 64 MiB. */
+  maxBufferedBytes?: number
   /** Granularity of the timeout sweep in ms. Default 250. */
   timerResolution?: number
   /** How long close() waits for the application to finish held requests. Default 5 s. */
@@ -78,6 +86,10 @@ export const SERVER_DEFAULTS = {
   maxInflight: 4096,
   maxWriteBuffer: 256 * 1024,
   maxConnections: 10_000,
+  lingerBytes: 64 * 1024,
+  lingerTimeout: 2_000,
+  handshakeTimeout: 10_000,
+  maxBufferedBytes: 64 * 1024 * 1024,
   timerResolution: 250,
   closeTimeout: 5_000,
   busyPollMicros: 0

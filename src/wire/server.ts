@@ -20,6 +20,8 @@ export interface WireServerStats extends WireStatsSnapshot {
   connectionsOpen: number
   /** Requests currently held by the application (handler promises pending). */
   inflight: number
+  /** Bytes of partially received requests held by all connections (budget: maxBufferedBytes). */
+  bufferedBytes: number
 }
 
 /**
@@ -32,6 +34,7 @@ export class WireServer extends EventEmitter implements ConnectionHost {
   readonly connections = new Set<ServerConnection>()
   now = Date.now()
   inflight = 0
+  bufferedBytes = 0
 
   private readonly server: net.Server
   private readonly waiting: ServerConnection[] = []
@@ -55,10 +58,23 @@ export class WireServer extends EventEmitter implements ConnectionHost {
         ca: t.ca,
         requestCert: t.requestClientCert === true,
         rejectUnauthorized: t.requestClientCert === true,
-        ALPNProtocols: ['http/1.1']
+        ALPNProtocols: ['http/1.1'],
+        // A TCP connection that never completes TLS is destroyed (node's own timer per handshake).
+        handshakeTimeout: this.options.handshakeTimeout
       }, onSocket)
       // Handshake failures are the peer's problem: count them, never crash.
-      this.server.on('tlsClientError', () => this.stats.countError('SSP_ERR_TLS'))
+      // With a listener, node leaves the socket to us: destroy it (a timed-out handshake would stay open).
+      this.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+        this.stats.countError(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'SSP_ERR_HANDSHAKE_TIMEOUT' : 'SSP_ERR_TLS')
+        socket.destroy()
+      })
+      // maxConnections counts TCP connections, before the handshake: silent
+      // sockets cannot exhaust the fds. node closes the extra ones ('drop').
+      this.server.maxConnections = this.options.maxConnections
+      this.server.on('drop', () => {
+        this.refused++
+        this.stats.countError('SSP_ERR_SERVER_CLOSING')
+      })
     }
     this.server.on('error', (err: Error) => {
       if (this.listenerCount('error') > 0) this.emit('error', err)
@@ -93,7 +109,8 @@ export class WireServer extends EventEmitter implements ConnectionHost {
       connectionsAccepted: this.accepted,
       connectionsRefused: this.refused,
       connectionsOpen: this.connections.size,
-      inflight: this.inflight
+      inflight: this.inflight,
+      bufferedBytes: this.bufferedBytes
     }
   }
 
@@ -137,6 +154,18 @@ export class WireServer extends EventEmitter implements ConnectionHost {
       this.waiting.shift()!.wake()
     }
     if (this.onIdle !== undefined) this.onIdle()
+  }
+
+  overBudget (): void {
+    // Refuse the largest holders of partial requests until under budget (bounded by the connection count).
+    for (let i = this.connections.size; i > 0 && this.bufferedBytes > this.options.maxBufferedBytes; i--) {
+      let worst: ServerConnection | undefined
+      for (const c of this.connections) {
+        if (c.bufferedBytes > (worst?.bufferedBytes ?? 0)) worst = c
+      }
+      if (worst === undefined) return
+      worst.refuseBuffered()
+    }
   }
 
   connectionClosed (conn: ServerConnection): void {

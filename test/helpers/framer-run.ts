@@ -77,7 +77,8 @@ export function runFramer (chunks: Buffer[], o: RunOptions = {}): FramerRun {
     interop: o.interop ?? false,
     maxHeaderBytes: o.maxHeaderBytes ?? FRAMER_DEFAULTS.maxHeaderBytes,
     maxHeaderCount: o.maxHeaderCount ?? FRAMER_DEFAULTS.maxHeaderCount,
-    maxBodyBytes: o.maxBodyBytes ?? FRAMER_DEFAULTS.maxBodyBytes
+    maxBodyBytes: o.maxBodyBytes ?? FRAMER_DEFAULTS.maxBodyBytes,
+    requireHost: o.requireHost === true
   })
   for (const c of chunks) {
     framer.push(c)

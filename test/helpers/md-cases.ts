@@ -9,6 +9,8 @@ export interface CaseMeta {
   maxHeaderBytes?: number
   maxHeaderCount?: number
   maxBodyBytes?: number
+  /** The server's Host check (RFC 9112 3.2); off by default, so the other cases need no Host line. */
+  requireHost?: boolean
 }
 
 export interface FramerCase {

@@ -62,3 +62,12 @@ t.test('defaults are applied once, into a resolved object (frozen for the node)'
   t.equal(s.options.maxBodyBytes, 100)
   t.equal(s.options.maxHeaderBytes, SERVER_DEFAULTS.maxHeaderBytes)
 })
+
+t.test('node events are typed: the payload of session is a SessionEvent', async (t) => {
+  const n = new SspNode({ ...base })
+  const seen: string[] = []
+  // compiles without a cast only with the typed overloads (tsc over test/ would refuse `e.peer` on any-less payloads otherwise)
+  n.on('session', (e) => { seen.push(e.peer + e.peerId) })
+  n.emit('session', { peer: 'b.example', role: 'requestor', id: 'x', peerId: 'y' } as Parameters<Parameters<typeof n.on<'session'>>[1]>[0])
+  t.same(seen, ['b.exampley'])
+})

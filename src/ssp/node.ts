@@ -23,7 +23,7 @@ import { backoffDelay } from './backoff.js'
 import { EnvelopeWriter, fastTransactionRange, primitiveName, primitiveView, type Primitive } from './envelope.js'
 import { EnvelopeKind, Mode, parseSetup, peekEnvelopeIds, type PeekedTransaction } from './messages.js'
 import {
-  resolveNodeOptions, TransactionKind, type ResolvedNodeOptions, type IncomingHandler, type IncomingTransaction, type ListenSpec,
+  resolveNodeOptions, TransactionKind, type ResolvedNodeOptions, type SspNodeEvents, type IncomingHandler, type IncomingTransaction, type ListenSpec,
   type RawBody, type SspNodeOptions
 } from './options.js'
 import { Peer, Role, Session } from './session.js'
@@ -200,6 +200,14 @@ class PendingTx {
     this.reject = reject
     this.onAck = (err) => node.acked(this, err)
   }
+}
+
+/** Typed listeners for the node's events (the payloads are SspNodeEvents'). */
+export interface SspNode {
+  on<K extends keyof SspNodeEvents>(event: K, listener: (e: SspNodeEvents[K]) => void): this
+  once<K extends keyof SspNodeEvents>(event: K, listener: (e: SspNodeEvents[K]) => void): this
+  off<K extends keyof SspNodeEvents>(event: K, listener: (e: SspNodeEvents[K]) => void): this
+  emit<K extends keyof SspNodeEvents>(event: K, payload: SspNodeEvents[K]): boolean
 }
 
 export class SspNode extends EventEmitter {

@@ -1,11 +1,12 @@
 /** Options of an SSP node, with defaults. The README's node option table follows this file. */
-import { createError } from '../errors.js'
+import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { boolean, checkOptions, func, integer, nested, object, oneOf, resolveOptions, string, type OptionSpec, type Resolved } from '../options-check.js'
 import { MAX_BUSY_POLL_MICROS } from '../wire/busy-poll.js'
 import { CLIENT_SPEC, type WireClientOptions } from '../wire/client.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import { SERVER_LIMITS_SPEC, type Posture, type TlsServerOptions, type WireServerOptions } from '../wire/server-options.js'
 import type { Resolver, StaticPeers } from './directory.js'
+import type { Role } from './session.js'
 
 export interface ListenSpec {
   port?: number
@@ -68,6 +69,41 @@ export interface EnvelopeIds {
 
 /** Raw mode: a whole message, or a function that writes it with the node's ids. */
 export type RawBody = Buffer | string | ((ids: EnvelopeIds) => Buffer | string)
+
+/** `session`: a session with a peer is up (set-up finished, either side initiated). */
+export interface SessionEvent {
+  /** The peer's domain. */
+  readonly peer: string
+  /** Our role in the session: `requestor` (we send requests) or `provider` (we serve them). */
+  readonly role: Role
+  /** Our id of the session. */
+  readonly id: string
+  /** The peer's id of the session. */
+  readonly peerId: string
+}
+
+/** `sessionEnd`: a session ended (closed, expired, its connections lost). */
+export interface SessionEndEvent {
+  readonly peer: string
+  readonly role: Role
+  readonly id: string
+  /** Why, as an error code (e.g. SSP_ERR_SESSION_CLOSED). */
+  readonly reason: ErrorCode
+}
+
+/** `setupError`: a set-up failed or was refused (either side initiated). */
+export interface SetupErrorEvent {
+  readonly peer: string
+  readonly role: Role
+  readonly error: SspError
+}
+
+/** The node's events and their payloads: `node.on('session', (e) => e.peer)`. */
+export interface SspNodeEvents {
+  session: SessionEvent
+  sessionEnd: SessionEndEvent
+  setupError: SetupErrorEvent
+}
 
 export interface SspNodeOptions {
   /** This server's IMPS domain, e.g. `a.example`. */

@@ -19,7 +19,7 @@ export { WireClient, type WireClientOptions, type WireCallback, type WireClientS
 export { SspNode, createNode, Answer, type RequestOptions, type NodeStats } from './ssp/node.js'
 export {
   NODE_DEFAULTS, TransactionKind, type SspNodeOptions, type ListenSpec, type IncomingTransaction, type IncomingHandler,
-  type EnvelopeIds, type RawBody
+  type EnvelopeIds, type RawBody, type SspNodeEvents, type SessionEvent, type SessionEndEvent, type SetupErrorEvent
 } from './ssp/options.js'
 export { Role, Session } from './ssp/session.js'
 export { srvResolver, staticResolver, chainResolvers, type PeerEntry, type Resolver, type StaticPeers } from './ssp/directory.js'

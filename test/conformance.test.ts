@@ -74,7 +74,7 @@ t.test('the correct SspNode passes every mandatory item', async (t) => {
   t.equal(r.verdict('S-003'), 'not supported', 'no HTTPS URL given')
   t.equal(r.verdict('S-008'), 'pass', 'the node reuses its connection pair by default')
   t.equal(r.verdict('S-009'), 'not supported', 'one pair by default')
-  t.equal(r.report.summary.exit, EXIT.OK)
+  t.equal(r.report.summary.verdict, 'conformant')
   // The decisive probes really ran.
   t.ok(r.run.redirects.step1?.followed, 'step-1 redirect followed')
   t.ok(r.run.redirects.step3?.followed, 'step-3 redirect followed')
@@ -89,7 +89,7 @@ t.test('the fault server without a fault passes every mandatory item', async (t)
   const r = await runLab(t, await faultSut(t, undefined))
   t.same(r.failed, [], summary(r.items))
   for (const id of MANDATORY) t.equal(r.verdict(id), 'pass', id)
-  t.equal(r.report.summary.exit, EXIT.OK)
+  t.equal(r.report.summary.verdict, 'conformant')
 })
 
 t.test('each broken server fails exactly the items its fault breaks', async (t) => {
@@ -113,7 +113,7 @@ t.test('each broken server fails exactly the items its fault breaks', async (t) 
         }
       }
       t.equal(r.verdict('S-008'), 'pass', 'pair reuse still seen')
-      t.equal(r.report.summary.exit, EXIT.NONCONFORMANT)
+      t.equal(r.report.summary.verdict, 'nonconformant')
       // Every failed check shows the exchange that decided it.
       for (const c of r.items.flatMap((i) => i.checks).filter((c) => c.outcome === 'fail' && c.check !== 'pair-reuse')) {
         t.ok(c.evidence.length > 0, `${c.check} has evidence`)
@@ -126,12 +126,12 @@ t.test('optional items: pair reuse and multiple pairs, claimed or not', async (t
   await t.test('no pair reuse, not claimed: not supported, still conformant', async (t) => {
     const r = await runLab(t, await sspNodeSut(t, { pairReuse: false }), { only: ['S-008', 'S-007'] })
     t.equal(r.verdict('S-008'), 'not supported', summary(r.items))
-    t.equal(r.report.summary.exit, EXIT.OK)
+    t.equal(r.report.summary.verdict, 'conformant')
   })
   await t.test('no pair reuse, claimed: fail, nonconformant', async (t) => {
     const r = await runLab(t, await sspNodeSut(t, { pairReuse: false }), { only: ['S-008'], claims: ['S-008'] })
     t.equal(r.verdict('S-008'), 'fail', summary(r.items))
-    t.equal(r.report.summary.exit, EXIT.NONCONFORMANT)
+    t.equal(r.report.summary.verdict, 'nonconformant')
   })
   await t.test('pair reuse claimed: the lab reuses its own connection too', async (t) => {
     const r = await runLab(t, await sspNodeSut(t), { claims: ['S-008'] })
@@ -139,7 +139,7 @@ t.test('optional items: pair reuse and multiple pairs, claimed or not', async (t
     const a = r.run.exchanges.find((e) => e.dir === 'out' && e.session === 'A')
     const b = r.run.exchanges.find((e) => e.dir === 'out' && e.session === 'B')
     t.equal(a?.conn.id, b?.conn.id, 'session A set up on session B\'s lab connection')
-    t.equal(r.report.summary.exit, EXIT.OK, summary(r.items))
+    t.equal(r.report.summary.verdict, 'conformant', summary(r.items))
   })
   await t.test('two pairs, claimed: pass', async (t) => {
     const r = await runLab(t, await sspNodeSut(t, { pairs: 2 }), { only: ['S-009'], claims: ['S-009'] })
@@ -148,7 +148,7 @@ t.test('optional items: pair reuse and multiple pairs, claimed or not', async (t
   await t.test('one pair, multiple pairs claimed: fail', async (t) => {
     const r = await runLab(t, await sspNodeSut(t), { only: ['S-009'], claims: ['S-009'] })
     t.equal(r.verdict('S-009'), 'fail', summary(r.items))
-    t.equal(r.report.summary.exit, EXIT.NONCONFORMANT)
+    t.equal(r.report.summary.verdict, 'nonconformant')
   })
 })
 
@@ -163,7 +163,7 @@ t.test('HTTP and HTTPS: a second URL in the other scheme', { skip: certs === und
   t.equal(r.verdict('S-002'), 'pass')
   t.equal(r.verdict('S-003'), 'pass')
   t.ok(r.run.exchanges.some((e) => e.purpose === 'alt-request' && e.conn.scheme === 'https' && e.reply?.status === 200))
-  t.equal(r.report.summary.exit, EXIT.OK)
+  t.equal(r.report.summary.verdict, 'conformant')
 
   await t.test('an HTTPS URL the lab cannot verify fails S-003 when claimed', async (t) => {
     // A fresh SUT: a node keeps the directory entry of a peer it has sessions with.
@@ -198,7 +198,7 @@ t.test('without a trigger the SUT never initiates: S-004 not testable, run incon
   t.equal(r.verdict('S-011'), 'not testable', 'step 3 and later redirects passed, but step 1 was never probed: no pass on partial evidence')
   t.match(r.items.find((i) => i.id === 'S-011')?.reason ?? '', /partial evidence: passed .*not tested: follows-redirect-step-1/)
   t.equal(r.failed.length, 0)
-  t.equal(r.report.summary.exit, EXIT.FAILURE)
+  t.equal(r.report.summary.verdict, 'inconclusive')
 })
 
 t.test('--only limits the report and the probes', async (t) => {
@@ -206,7 +206,7 @@ t.test('--only limits the report and the probes', async (t) => {
   t.same(r.items.map((i) => i.id), ['S-007'])
   t.equal(r.run.redirects.step3, undefined, 'no redirect probe without S-011')
   t.equal(r.run.burst, undefined, 'no burst without S-009')
-  t.equal(r.report.summary.exit, EXIT.OK)
+  t.equal(r.report.summary.verdict, 'conformant')
 })
 
 t.test('an unreachable SUT: every item not testable, exit 3', async (t) => {
@@ -214,7 +214,7 @@ t.test('an unreachable SUT: every item not testable, exit 3', async (t) => {
   const r = await runLab(t, { ...sut, url: `http://127.0.0.3:${await closedPort()}/` })
   t.equal(r.run.reachable, false)
   t.ok(r.items.every((i) => i.verdict === 'not testable'))
-  t.equal(r.report.summary.exit, EXIT.UNREACHABLE)
+  t.equal(r.report.summary.verdict, 'unreachable')
 })
 
 // ---------------------------------------------------------------------------
@@ -260,13 +260,13 @@ t.test('report formats', async (t) => {
     const s7 = j.items.find((i) => i.id === 'S-007')!
     t.equal(s7.verdict, 'fail')
     t.match(s7.checks.find((c) => c.check === 'dummy-reply')?.evidence[0]?.reply, /^HTTP\/1\.1 200 OK\\r\\nContent-Length: 2/)
-    t.equal(j.summary.exit, EXIT.NONCONFORMANT)
+    t.equal(j.summary.verdict, 'nonconformant')
   })
 
   await t.test('text names every item and the result', async (t) => {
     const text = formatReport(good.report, 'text')
     for (const id of ITEM_IDS) t.match(text, new RegExp(`^${id} `, 'm'))
-    t.match(text, /Result: 10 pass, 0 fail, 2 not supported, 0 not testable: conformant \(exit 0\)/)
+    t.match(text, /Result: 10 pass, 0 fail, 2 not supported, 0 not testable: conformant$/m)
   })
 })
 
@@ -282,7 +282,7 @@ t.test('the CLI action', async (t) => {
     const out: string[] = []
     const code = await conformanceCommand(base(`http://127.0.0.3:${await closedPort()}/`, { format: 'json' }), quietIo(out))
     t.equal(code, EXIT.UNREACHABLE)
-    t.equal((JSON.parse(out.join('')) as Report).summary.exit, EXIT.UNREACHABLE)
+    t.equal((JSON.parse(out.join('')) as Report).summary.verdict, 'unreachable')
   })
 
   await t.test('usage errors: 2', async (t) => {

@@ -8,10 +8,18 @@ import { Option, type Command } from 'commander'
 import { createError } from '../errors.js'
 import { judge } from '../conformance/checks.js'
 import { ConformanceLab } from '../conformance/lab.js'
-import { itemId, OPTIONAL_ITEMS, type ItemId } from '../conformance/model.js'
+import { itemId, OPTIONAL_ITEMS, type ItemId, type RunVerdict } from '../conformance/model.js'
 import { buildReport, FORMATS, formatReport, type Format } from '../conformance/report.js'
-import { fail } from './exit.js'
+import { EXIT, fail } from './exit.js'
 import { parsePort } from './serve.js'
+
+/** The exit status of each run verdict (the README's "Conformance lab" exit table). */
+export const VERDICT_EXIT: Record<RunVerdict, number> = {
+  conformant: EXIT.OK,
+  nonconformant: EXIT.NONCONFORMANT,
+  inconclusive: EXIT.FAILURE,
+  unreachable: EXIT.UNREACHABLE
+}
 
 export interface ConformanceOptions {
   peer: string
@@ -121,7 +129,7 @@ export async function conformanceCommand (o: ConformanceOptions, io: Conformance
     const run = await lab.execute()
     const report = buildReport(run, judge(run, lab.items))
     stdout(formatReport(report, format))
-    return report.summary.exit
+    return VERDICT_EXIT[report.summary.verdict]
   } catch (err) {
     return fail(err, o.verbose === true)
   } finally {

@@ -195,5 +195,8 @@ export interface Report {
   readonly lab: { domain: string, v12Domain: string | undefined, urls: readonly string[] }
   readonly items: readonly ItemResult[]
   readonly notes: readonly string[]
-  readonly summary: { pass: number, fail: number, notSupported: number, notTestable: number, exit: number, verdict: string }
+  readonly summary: { pass: number, fail: number, notSupported: number, notTestable: number, verdict: RunVerdict }
 }
+
+/** The run's verdict (report.ts decides it; the CLI maps it to an exit status). */
+export type RunVerdict = 'conformant' | 'nonconformant' | 'inconclusive' | 'unreachable'

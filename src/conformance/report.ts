@@ -1,15 +1,15 @@
 /**
  * The conformance report: one entry per SCR item with its verdict, the checks
  * that decided it and their evidence, formatted as text, TAP 14, JUnit XML or
- * JSON. The exit status follows the verdicts:
+ * JSON. The run's verdict follows the items' (the CLI maps it to an exit
+ * status; the lab does not know exit codes):
  *
- *   0 (OK)            every selected mandatory item (and every claimed optional one) passes
- *   4 (NONCONFORMANT) one of them fails
- *   1 (FAILURE)       none fails but a mandatory item could not be tested (inconclusive)
- *   3 (UNREACHABLE)   the SUT could not be reached
+ *   conformant      every selected mandatory item (and every claimed optional one) passes
+ *   nonconformant   one of them fails
+ *   inconclusive    none fails but a mandatory item could not be tested
+ *   unreachable     the SUT could not be reached
  */
-import { EXIT } from '../cli/exit.js'
-import type { ItemResult, LabRun, Report } from './model.js'
+import type { ItemResult, LabRun, Report, RunVerdict } from './model.js'
 
 export const FORMATS = ['text', 'tap', 'junit', 'json'] as const
 export type Format = typeof FORMATS[number]
@@ -17,22 +17,21 @@ export type Format = typeof FORMATS[number]
 /** Does this item decide the exit status? Mandatory items, and optional items the SUT claims. */
 const counts = (i: ItemResult): boolean => i.status === 'M' || i.claimed
 
-export function exitCode (run: LabRun, items: readonly ItemResult[]): number {
-  if (!run.reachable) return EXIT.UNREACHABLE
-  if (items.some((i) => counts(i) && i.verdict === 'fail')) return EXIT.NONCONFORMANT
-  if (items.some((i) => counts(i) && i.verdict === 'not testable')) return EXIT.FAILURE
-  return EXIT.OK
+export function runVerdict (run: LabRun, items: readonly ItemResult[]): RunVerdict {
+  if (!run.reachable) return 'unreachable'
+  if (items.some((i) => counts(i) && i.verdict === 'fail')) return 'nonconformant'
+  if (items.some((i) => counts(i) && i.verdict === 'not testable')) return 'inconclusive'
+  return 'conformant'
 }
 
-const VERDICT_WORD: Record<number, string> = {
-  [EXIT.OK]: 'conformant',
-  [EXIT.NONCONFORMANT]: 'NOT conformant',
-  [EXIT.FAILURE]: 'inconclusive (a mandatory item could not be tested)',
-  [EXIT.UNREACHABLE]: 'SUT unreachable'
+const VERDICT_TEXT: Record<RunVerdict, string> = {
+  conformant: 'conformant',
+  nonconformant: 'NOT conformant',
+  inconclusive: 'inconclusive (a mandatory item could not be tested)',
+  unreachable: 'SUT unreachable'
 }
 
 export function buildReport (run: LabRun, items: readonly ItemResult[]): Report {
-  const exit = exitCode(run, items)
   return {
     tool: 'ssp-transport conformance',
     sut: { url: run.sutUrl, altUrl: run.altUrl, domain: run.sutDomain },
@@ -44,8 +43,7 @@ export function buildReport (run: LabRun, items: readonly ItemResult[]): Report 
       fail: items.filter((i) => i.verdict === 'fail').length,
       notSupported: items.filter((i) => i.verdict === 'not supported').length,
       notTestable: items.filter((i) => i.verdict === 'not testable').length,
-      exit,
-      verdict: VERDICT_WORD[exit] ?? 'unknown'
+      verdict: runVerdict(run, items)
     }
   }
 }
@@ -87,7 +85,7 @@ function text (r: Report): string {
   }
   const s = r.summary
   out.push('')
-  out.push(`Result: ${s.pass} pass, ${s.fail} fail, ${s.notSupported} not supported, ${s.notTestable} not testable: ${s.verdict} (exit ${s.exit})`)
+  out.push(`Result: ${s.pass} pass, ${s.fail} fail, ${s.notSupported} not supported, ${s.notTestable} not testable: ${VERDICT_TEXT[s.verdict]}`)
   out.push('(M mandatory, O optional, O* optional and claimed by the SUT)')
   return out.join('\n') + '\n'
 }
@@ -137,7 +135,7 @@ function tap (r: Report): string {
     out.push('  ...')
   })
   for (const n of r.notes) out.push(`# note: ${n.replace(/[\r\n]+/g, ' ')}`)
-  out.push(`# ${r.summary.pass} pass, ${r.summary.fail} fail, ${r.summary.notSupported} not supported, ${r.summary.notTestable} not testable: ${r.summary.verdict} (exit ${r.summary.exit})`)
+  out.push(`# ${r.summary.pass} pass, ${r.summary.fail} fail, ${r.summary.notSupported} not supported, ${r.summary.notTestable} not testable: ${VERDICT_TEXT[r.summary.verdict]}`)
   return out.join('\n') + '\n'
 }
 
@@ -162,8 +160,7 @@ function junit (r: Report): string {
   out.push(`      <property name="sut" value="${x(r.sut.url)}"/>`)
   if (r.sut.domain !== undefined) out.push(`      <property name="sut-domain" value="${x(r.sut.domain)}"/>`)
   out.push(`      <property name="lab-domain" value="${x(r.lab.domain)}"/>`)
-  out.push(`      <property name="verdict" value="${x(r.summary.verdict)}"/>`)
-  out.push(`      <property name="exit" value="${r.summary.exit}"/>`)
+  out.push(`      <property name="verdict" value="${r.summary.verdict}"/>`)
   out.push('    </properties>')
   for (const i of r.items) {
     out.push(`    <testcase classname="IMPS-SSP-Transport.${i.status === 'M' ? 'mandatory' : 'optional'}" name="${x(`${i.id} ${i.title} (section ${i.section})`)}">`)

@@ -23,7 +23,7 @@ import { backoffDelay } from './backoff.js'
 import { EnvelopeWriter, fastTransactionRange, primitiveName, primitiveView, type Primitive } from './envelope.js'
 import { EnvelopeKind, Mode, parseSetup, peekEnvelopeIds, type PeekedTransaction } from './messages.js'
 import {
-  checkNodeOptions, NODE_DEFAULTS, TransactionKind, type IncomingHandler, type IncomingTransaction, type ListenSpec,
+  resolveNodeOptions, TransactionKind, type ResolvedNodeOptions, type SspNodeEvents, type IncomingHandler, type IncomingTransaction, type ListenSpec,
   type RawBody, type SspNodeOptions
 } from './options.js'
 import { Peer, Role, Session } from './session.js'
@@ -207,6 +207,14 @@ class PendingTx {
   }
 }
 
+/** Typed listeners for the node's events (the payloads are SspNodeEvents'). */
+export interface SspNode {
+  on<K extends keyof SspNodeEvents>(event: K, listener: (e: SspNodeEvents[K]) => void): this
+  once<K extends keyof SspNodeEvents>(event: K, listener: (e: SspNodeEvents[K]) => void): this
+  off<K extends keyof SspNodeEvents>(event: K, listener: (e: SspNodeEvents[K]) => void): this
+  emit<K extends keyof SspNodeEvents>(event: K, payload: SspNodeEvents[K]): boolean
+}
+
 export class SspNode extends EventEmitter {
   readonly domain: string
   readonly tids = new TransactionIds()
@@ -214,7 +222,8 @@ export class SspNode extends EventEmitter {
   /** `node`: the node writes the SSP envelope around primitives; `raw`: the application writes whole messages. */
   readonly envelope: 'node' | 'raw'
 
-  private readonly o: SspNodeOptions
+  /** The options, checked and merged over NODE_DEFAULTS once, in the constructor. */
+  readonly options: ResolvedNodeOptions
   private readonly handler: IncomingHandler | undefined
   private readonly resolver: Resolver
   private readonly servers: WireServer[] = []
@@ -244,26 +253,26 @@ export class SspNode extends EventEmitter {
 
   constructor (options: SspNodeOptions) {
     super()
-    checkNodeOptions(options)
-    this.o = options
-    this.domain = options.domain.toLowerCase()
-    this.interop = (options.posture ?? NODE_DEFAULTS.posture) === 'interop'
-    this.envelope = options.envelope ?? NODE_DEFAULTS.envelope
-    this.handler = options.handler
-    for (const [d, v] of Object.entries(options.peers ?? {})) this.directory.set(d.toLowerCase(), normalizePeer(d, v))
+    this.options = resolveNodeOptions(options)
+    this.domain = this.options.domain.toLowerCase()
+    this.interop = this.options.posture === 'interop'
+    this.envelope = this.options.envelope
+    this.handler = this.options.handler
+    for (const [d, v] of Object.entries(this.options.peers ?? {})) this.directory.set(d.toLowerCase(), normalizePeer(d, v))
     const rs: Resolver[] = [async (d) => this.directory.get(d)]
-    if (options.resolver !== false) rs.push(options.resolver ?? srvResolver())
+    const resolver = this.options.resolver
+    if (resolver !== false) rs.push(resolver ?? srvResolver())
     this.resolver = chainResolvers(...rs)
     const node = this
     const host: SetupHost = {
       domain: this.domain,
       tids: this.tids,
       interop: this.interop,
-      timeToLive: options.timeToLive ?? NODE_DEFAULTS.timeToLive,
-      setupTimeout: options.setupTimeout ?? NODE_DEFAULTS.setupTimeout,
-      setupStepRetries: options.setupStepRetries ?? NODE_DEFAULTS.setupStepRetries,
+      timeToLive: this.options.timeToLive,
+      setupTimeout: this.options.setupTimeout,
+      setupStepRetries: this.options.setupStepRetries,
       countStepRetry: () => { node.c.setupStepRetries++ },
-      redirect: options.redirect,
+      redirect: this.options.redirect,
       clientsFor: (peer, role) => node.clientsFor(peer, role),
       resolvePeer: (peer) => node.resolvePeer(peer),
       post: (client, body, tid, setup) => new Promise<void>((resolve, reject) => {
@@ -280,11 +289,11 @@ export class SspNode extends EventEmitter {
 
   /** Start every listener. Resolves with their URLs. */
   async start (): Promise<string[]> {
-    const specs: ListenSpec[] = this.o.listen ?? [{ port: 0, host: '127.0.0.1' }]
+    const specs: ListenSpec[] = this.options.listen ?? [{ port: 0, host: '127.0.0.1' }]
     for (const spec of specs) {
       const server = new WireServer({
-        busyPollMicros: this.o.busyPollMicros ?? NODE_DEFAULTS.busyPollMicros,
-        ...this.o.server,
+        busyPollMicros: this.options.busyPollMicros,
+        ...this.options.server,
         posture: this.interop ? 'interop' : 'strict',
         tls: spec.tls,
         onRequest: (req, conn) => this.onIncoming(req, conn)
@@ -297,7 +306,7 @@ export class SspNode extends EventEmitter {
       this.servers.push(server)
       this.serverUrls.push(`${server.secure ? 'https' : 'http'}://${host}:${addr.port}${spec.path ?? '/'}`)
     }
-    const every = Math.max(10, Math.min(250, Math.floor((this.o.transactionTimeout ?? NODE_DEFAULTS.transactionTimeout) / 4)))
+    const every = Math.max(10, Math.min(250, Math.floor(this.options.transactionTimeout / 4)))
     this.sweep = setInterval(() => this.checkTimeouts(), every)
     this.sweep.unref()
     return this.urls
@@ -338,7 +347,7 @@ export class SspNode extends EventEmitter {
   request (peerDomain: string, body: Primitive | RawBody, opts: RequestOptions = {}): Promise<Answer> {
     if (this.closing !== undefined) return Promise.reject(createError('SSP_ERR_NODE_CLOSED'))
     const peer = this.peerFor(peerDomain)
-    const timeout = opts.timeout ?? this.o.transactionTimeout ?? NODE_DEFAULTS.transactionTimeout
+    const timeout = opts.timeout ?? this.options.transactionTimeout
     if (opts.notification === true) {
       const s = peer.provider
       if (s === undefined || s.ended) return Promise.reject(createError('SSP_ERR_SESSION_CLOSED', { message: `no session provided to ${peer.domain}` }))
@@ -397,7 +406,7 @@ export class SspNode extends EventEmitter {
       const err = createError('SSP_ERR_NODE_CLOSED')
       this.setup.abortAll(err)
       for (const p of this.peers.values()) this.failWaiting(p, err)
-      const limit = Date.now() + (this.o.closeTimeout ?? NODE_DEFAULTS.closeTimeout)
+      const limit = Date.now() + this.options.closeTimeout
       while ((this.pending.size > 0 || this.serving > 0) && Date.now() < limit) {
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
@@ -566,7 +575,7 @@ export class SspNode extends EventEmitter {
       if (err === null) {
         this.c.answersSent++
         done()
-      } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < (this.o.maxResends ?? NODE_DEFAULTS.maxResends)) {
+      } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < this.options.maxResends) {
         // Lost or refused (a peer that does not know the session closes without an
         // answer): again after a backoff, never in a tight loop.
         this.c.unacknowledged++
@@ -620,7 +629,7 @@ export class SspNode extends EventEmitter {
 
   private transact (session: Session, input: Primitive | RawBody, timeout: number): Promise<Answer> {
     const peer = session.peer
-    if (peer.pending >= (this.o.maxPendingPerPeer ?? NODE_DEFAULTS.maxPendingPerPeer)) {
+    if (peer.pending >= this.options.maxPendingPerPeer) {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingPerPeer transactions in flight` }))
     }
     const tid = this.tids.next()
@@ -631,7 +640,7 @@ export class SspNode extends EventEmitter {
       return Promise.reject(err)
     }
     const bytes = typeof body === 'string' ? Buffer.byteLength(body) : body.length
-    if (peer.pendingBytes + bytes > (this.o.maxPendingBytesPerPeer ?? NODE_DEFAULTS.maxPendingBytesPerPeer)) {
+    if (peer.pendingBytes + bytes > this.options.maxPendingBytesPerPeer) {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingBytesPerPeer bytes in flight` }))
     }
     return new Promise<Answer>((resolve, reject) => {
@@ -665,7 +674,7 @@ export class SspNode extends EventEmitter {
       // budget lasts. Once the budget is spent it is not failed early: its
       // answer may still come, and the deadline ends it with a typed timeout.
       this.c.unacknowledged++
-      if (p.attempts <= (this.o.maxResends ?? NODE_DEFAULTS.maxResends) && Date.now() < p.deadline) {
+      if (p.attempts <= this.options.maxResends && Date.now() < p.deadline) {
         this.c.resent++
         const delay = resendDelay(p.attempts)
         if (delay === 0) this.writeTx(p)
@@ -743,7 +752,7 @@ export class SspNode extends EventEmitter {
   private sessionFor (peer: Peer): Promise<Session> {
     const s = peer.requestor
     if (s !== undefined && !s.ended) return Promise.resolve(s)
-    if (peer.waiting.length >= (this.o.maxWaitingPerPeer ?? NODE_DEFAULTS.maxWaitingPerPeer)) {
+    if (peer.waiting.length >= this.options.maxWaitingPerPeer) {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxWaitingPerPeer transactions wait for the session` }))
     }
     const wait = new Promise<Session>((resolve, reject) => peer.waiting.push({ resolve, reject }))
@@ -761,7 +770,7 @@ export class SspNode extends EventEmitter {
     this.setup.initiate(peer).then((session) => {
       for (const w of peer.waiting.splice(0)) w.resolve(session)
     }, (err: SspError) => {
-      const retries = this.o.setupRetries ?? NODE_DEFAULTS.setupRetries
+      const retries = this.options.setupRetries
       if (isSspError(err) && err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < retries && this.closing === undefined && peer.waiting.length > 0) {
         this.c.setupRetries++
         const delay = backoffDelay(attempt, 100, 1000)
@@ -788,16 +797,16 @@ export class SspNode extends EventEmitter {
   private readonly orphanClients = new Set<WireClient>()
 
   private clientsFor (peer: Peer, _role: Role): WireClient[] {
-    if ((this.o.pairReuse ?? NODE_DEFAULTS.pairReuse) && peer.shared !== undefined) return peer.shared
+    if (this.options.pairReuse && peer.shared !== undefined) return peer.shared
     const entry = peer.entry!
-    const n = this.o.pairs ?? NODE_DEFAULTS.pairs
+    const n = this.options.pairs
     const clients: WireClient[] = []
     for (let i = 0; i < n; i++) {
       const c = new WireClient(entry.url, {
-        busyPollMicros: this.o.busyPollMicros ?? NODE_DEFAULTS.busyPollMicros,
+        busyPollMicros: this.options.busyPollMicros,
         // A peer that is not there fails the set-up now (SSP_ERR_CONNECT), not after minutes of retries.
         initialConnectAttempts: 1,
-        ...this.o.client,
+        ...this.options.client,
         ...(entry.pipelineDepth === undefined ? {} : { pipelineDepth: entry.pipelineDepth }),
         version: entry.version ?? '1.3',
         allowAnyIds: this.interop
@@ -809,13 +818,13 @@ export class SspNode extends EventEmitter {
       this.orphanClients.add(c)
       this.allClients.add(c)
     }
-    if (this.o.pairReuse ?? NODE_DEFAULTS.pairReuse) peer.shared = clients
+    if (this.options.pairReuse) peer.shared = clients
     return clients
   }
 
   private sessionUp (peer: Peer, role: Role, id: string, peerId: string, clients: WireClient[], ttl: number): Session {
     const old = role === Role.REQUESTOR ? peer.requestor : peer.provider
-    const s = new Session(id, peerId, role, peer, clients, ttl, this.o.dedupeWindow ?? NODE_DEFAULTS.dedupeWindow,
+    const s = new Session(id, peerId, role, peer, clients, ttl, this.options.dedupeWindow,
       new EnvelopeWriter(id, peer.entry?.version ?? '1.3'))
     if (role === Role.REQUESTOR) peer.requestor = s
     else peer.provider = s
@@ -917,7 +926,7 @@ export class SspNode extends EventEmitter {
    * 'ssp-transport:node:setup-refused' at most once a second (no log line per request).
    */
   private refuseSetupBody (body: Buffer): boolean {
-    const max = this.o.maxSetupBodyBytes ?? NODE_DEFAULTS.maxSetupBodyBytes
+    const max = this.options.maxSetupBodyBytes
     let reason: string | undefined
     if (body.length > max) {
       reason = 'maxSetupBodyBytes'

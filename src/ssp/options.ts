@@ -1,10 +1,12 @@
 /** Options of an SSP node, with defaults. The README's node option table follows this file. */
-import { createError } from '../errors.js'
-import { busyPollOption } from '../wire/busy-poll.js'
-import type { WireClientOptions } from '../wire/client.js'
+import { createError, type ErrorCode, type SspError } from '../errors.js'
+import { boolean, checkOptions, func, integer, nested, object, oneOf, resolveOptions, string, type OptionSpec, type Resolved } from '../options-check.js'
+import { MAX_BUSY_POLL_MICROS } from '../wire/busy-poll.js'
+import { CLIENT_SPEC, type WireClientOptions } from '../wire/client.js'
 import type { ServerConnection } from '../wire/server-connection.js'
-import type { Posture, TlsServerOptions, WireServerOptions } from '../wire/server-options.js'
+import { SERVER_LIMITS_SPEC, type Posture, type TlsServerOptions, type WireServerOptions } from '../wire/server-options.js'
 import type { Resolver, StaticPeers } from './directory.js'
+import type { Role } from './session.js'
 
 export interface ListenSpec {
   port?: number
@@ -67,6 +69,41 @@ export interface EnvelopeIds {
 
 /** Raw mode: a whole message, or a function that writes it with the node's ids. */
 export type RawBody = Buffer | string | ((ids: EnvelopeIds) => Buffer | string)
+
+/** `session`: a session with a peer is up (set-up finished, either side initiated). */
+export interface SessionEvent {
+  /** The peer's domain. */
+  readonly peer: string
+  /** Our role in the session: `requestor` (we send requests) or `provider` (we serve them). */
+  readonly role: Role
+  /** Our id of the session. */
+  readonly id: string
+  /** The peer's id of the session. */
+  readonly peerId: string
+}
+
+/** `sessionEnd`: a session ended (closed, expired, its connections lost). */
+export interface SessionEndEvent {
+  readonly peer: string
+  readonly role: Role
+  readonly id: string
+  /** Why, as an error code (e.g. SSP_ERR_SESSION_CLOSED). */
+  readonly reason: ErrorCode
+}
+
+/** `setupError`: a set-up failed or was refused (either side initiated). */
+export interface SetupErrorEvent {
+  readonly peer: string
+  readonly role: Role
+  readonly error: SspError
+}
+
+/** The node's events and their payloads: `node.on('session', (e) => e.peer)`. */
+export interface SspNodeEvents {
+  session: SessionEvent
+  sessionEnd: SessionEndEvent
+  setupError: SetupErrorEvent
+}
 
 export interface SspNodeOptions {
   /** This server's IMPS domain, e.g. `a.example`. */
@@ -162,23 +199,56 @@ export const NODE_DEFAULTS = {
 
 const DOMAIN = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/
 
-export function checkNodeOptions (o: SspNodeOptions): void {
-  if (typeof o.domain !== 'string' || !DOMAIN.test(o.domain)) {
-    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `domain must be a DNS name, got ${String(o.domain)}` })
-  }
-  for (const k of ['pairs', 'timeToLive', 'setupTimeout', 'transactionTimeout', 'maxPendingPerPeer', 'maxPendingBytesPerPeer', 'maxWaitingPerPeer', 'closeTimeout'] as const) {
-    const v = o[k]
-    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a positive integer` })
-  }
-  if (o.posture !== undefined && o.posture !== 'strict' && o.posture !== 'interop') {
-    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `posture must be strict or interop, got ${String(o.posture)}` })
-  }
-  if (o.envelope !== undefined && o.envelope !== 'node' && o.envelope !== 'raw') {
-    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `envelope must be node or raw, got ${String(o.envelope)}` })
-  }
-  for (const k of ['maxResends', 'dedupeWindow', 'setupRetries', 'setupStepRetries'] as const) {
-    const v = o[k]
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${k} must be a non-negative integer` })
-  }
-  busyPollOption(o.busyPollMicros)
+const positive = integer(1)
+const count = integer(0)
+
+// the node sets `version` per peer (from the directory entry)
+const { version: _version, ...NODE_CLIENT_SPEC } = CLIENT_SPEC
+
+const LISTEN_SPEC: OptionSpec = { port: integer(0, 65535), host: string, tls: object, path: string }
+
+/** Every option of SspNodeOptions with its check; `server` and `client` are checked key by key here, at construction. */
+const NODE_SPEC: OptionSpec = {
+  domain: (v, name) => {
+    if (typeof v !== 'string' || !DOMAIN.test(v)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${name} must be a DNS name, got ${String(v)}` })
+  },
+  listen: (v, name) => {
+    if (!Array.isArray(v)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${name} must be an array` })
+    v.forEach((spec, i) => { checkOptions(spec, LISTEN_SPEC, `${name}[${i}].`) })
+  },
+  // entries are checked by normalizePeer in the constructor
+  peers: object,
+  resolver: (v, name) => {
+    if (v !== false && typeof v !== 'function') throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${name} must be a function or false` })
+  },
+  posture: oneOf('strict', 'interop'),
+  envelope: oneOf('node', 'raw'),
+  handler: func,
+  redirect: func,
+  pairReuse: boolean,
+  pairs: positive,
+  timeToLive: positive,
+  setupTimeout: positive,
+  setupRetries: count,
+  setupStepRetries: count,
+  transactionTimeout: positive,
+  maxPendingPerPeer: positive,
+  maxPendingBytesPerPeer: positive,
+  maxWaitingPerPeer: positive,
+  maxResends: count,
+  dedupeWindow: count,
+  maxSetupBodyBytes: positive,
+  closeTimeout: positive,
+  busyPollMicros: integer(0, MAX_BUSY_POLL_MICROS),
+  client: nested(NODE_CLIENT_SPEC),
+  server: nested(SERVER_LIMITS_SPEC)
+}
+
+export type ResolvedNodeOptions = Resolved<typeof NODE_DEFAULTS, SspNodeOptions>
+
+/** Checks every option, nested ones included (unknown keys refused by name), and merges them over NODE_DEFAULTS, once. */
+export function resolveNodeOptions (o: SspNodeOptions): ResolvedNodeOptions {
+  if (typeof o !== 'object' || o === null) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: 'options must be an object' })
+  if (o.domain === undefined) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: 'domain must be a DNS name, got undefined' })
+  return resolveOptions(o, NODE_SPEC, NODE_DEFAULTS)
 }

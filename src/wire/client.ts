@@ -31,7 +31,8 @@ import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from './header-bytes.js'
-import { busyPollOption, pollAfterIo } from './busy-poll.js'
+import { MAX_BUSY_POLL_MICROS, pollAfterIo } from './busy-poll.js'
+import { any, boolean, integer, object, oneOf, resolveOptions, string, type OptionSpec } from '../options-check.js'
 import { isRedirectStatus } from './redirect.js'
 import { ResponseFramer, type ResponseSink } from './response-framer.js'
 
@@ -85,6 +86,51 @@ export interface WireClientOptions {
   rejectUnauthorized?: boolean
   /** Anything else for `tls.connect` (merged first; the options above win). */
   tls?: tls.ConnectionOptions
+}
+
+/** Defaults of the numeric options (queueHighWater defaults to pipelineDepth, initialConnectAttempts to maxReconnectAttempts + 1). */
+export const CLIENT_DEFAULTS = {
+  pipelineDepth: 16,
+  maxQueued: 1024,
+  highWaterMark: 64 * 1024,
+  version: '1.3',
+  allowAnyIds: false,
+  maxRedirects: 5,
+  connectTimeout: 10_000,
+  reconnectDelay: 100,
+  maxReconnectDelay: 10_000,
+  maxReconnectAttempts: 10,
+  closeTimeout: 10_000,
+  maxResponseHeaderBytes: 16 * 1024,
+  maxResponseBodyBytes: 1024 * 1024,
+  busyPollMicros: 0
+} as const
+
+/** Every option of WireClientOptions with its check (the SSP node checks its nested `client` options with it). */
+export const CLIENT_SPEC: OptionSpec = {
+  pipelineDepth: integer(1),
+  maxQueued: integer(0),
+  queueHighWater: integer(1),
+  highWaterMark: integer(0),
+  version: oneOf('1.3', '1.2'),
+  allowAnyIds: boolean,
+  maxRedirects: integer(0),
+  connectTimeout: integer(1),
+  reconnectDelay: integer(0),
+  maxReconnectDelay: integer(0),
+  maxReconnectAttempts: integer(0),
+  initialConnectAttempts: integer(1),
+  closeTimeout: integer(0),
+  maxResponseHeaderBytes: integer(64),
+  maxResponseBodyBytes: integer(0),
+  busyPollMicros: integer(0, MAX_BUSY_POLL_MICROS),
+  // TLS material is checked by node:tls
+  ca: any,
+  cert: any,
+  key: any,
+  servername: string,
+  rejectUnauthorized: boolean,
+  tls: object
 }
 
 /** What a failed request hands back so the layer above can resend it. */
@@ -326,32 +372,22 @@ export class WireClient extends EventEmitter {
     if (target.protocol !== 'http:' && target.protocol !== 'https:') {
       throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `unsupported protocol ${target.protocol}` })
     }
-    const posInt = (name: string, v: number | undefined, dflt: number, min: number): number => {
-      if (v === undefined) return dflt
-      if (!Number.isInteger(v) || v < min) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${name} must be an integer >= ${min}` })
-      return v
-    }
-    this.depth = posInt('pipelineDepth', options.pipelineDepth, 16, 1)
-    this.maxQueued = posInt('maxQueued', options.maxQueued, 1024, 0)
-    this.queueHigh = posInt('queueHighWater', options.queueHighWater, this.depth, 1)
-    this.hwm = posInt('highWaterMark', options.highWaterMark, 64 * 1024, 0)
-    this.maxRedirects = posInt('maxRedirects', options.maxRedirects, 5, 0)
-    this.connectTimeout = posInt('connectTimeout', options.connectTimeout, 10_000, 1)
-    this.reconnectDelay = posInt('reconnectDelay', options.reconnectDelay, 100, 0)
-    this.maxReconnectDelay = posInt('maxReconnectDelay', options.maxReconnectDelay, 10_000, 0)
-    this.maxReconnectAttempts = posInt('maxReconnectAttempts', options.maxReconnectAttempts, 10, 0)
-    this.initialConnectAttempts = posInt('initialConnectAttempts', options.initialConnectAttempts, this.maxReconnectAttempts + 1, 1)
-    this.closeTimeout = posInt('closeTimeout', options.closeTimeout, 10_000, 0)
-    this.busyPollMicros = busyPollOption(options.busyPollMicros)
-    this.limits = {
-      maxResponseHeaderBytes: posInt('maxResponseHeaderBytes', options.maxResponseHeaderBytes, 16 * 1024, 64),
-      maxResponseBodyBytes: posInt('maxResponseBodyBytes', options.maxResponseBodyBytes, 1024 * 1024, 0)
-    }
-    if (options.version !== undefined && options.version !== '1.3' && options.version !== '1.2') {
-      throw createError('SSP_ERR_INVALID_ARGUMENT', { message: 'version must be "1.3" or "1.2"' })
-    }
-    this.contentType = options.version === '1.2' ? CONTENT_TYPE_12 : CONTENT_TYPE_13
-    this.allowAnyIds = options.allowAnyIds === true
+    const o = resolveOptions(options, CLIENT_SPEC, CLIENT_DEFAULTS)
+    this.depth = o.pipelineDepth
+    this.maxQueued = o.maxQueued
+    this.queueHigh = options.queueHighWater ?? this.depth
+    this.hwm = o.highWaterMark
+    this.maxRedirects = o.maxRedirects
+    this.connectTimeout = o.connectTimeout
+    this.reconnectDelay = o.reconnectDelay
+    this.maxReconnectDelay = o.maxReconnectDelay
+    this.maxReconnectAttempts = o.maxReconnectAttempts
+    this.initialConnectAttempts = options.initialConnectAttempts ?? this.maxReconnectAttempts + 1
+    this.closeTimeout = o.closeTimeout
+    this.busyPollMicros = o.busyPollMicros
+    this.limits = { maxResponseHeaderBytes: o.maxResponseHeaderBytes, maxResponseBodyBytes: o.maxResponseBodyBytes }
+    this.contentType = o.version === '1.2' ? CONTENT_TYPE_12 : CONTENT_TYPE_13
+    this.allowAnyIds = o.allowAnyIds
     const t: tls.ConnectionOptions = { ...options.tls, ALPNProtocols: ['http/1.1'] }
     if (options.ca !== undefined) t.ca = options.ca
     if (options.cert !== undefined) t.cert = options.cert

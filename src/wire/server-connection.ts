@@ -19,8 +19,39 @@ import { acks, ACK, ACK_CLOSE, ACK_LEN, CONTINUE, errorReply, redirectReply } fr
 import { FramerState, RequestFramer, type FramerSink } from './request-framer.js'
 import type { SspRequest } from './request.js'
 import { pollAfterIo } from './busy-poll.js'
-import type { ResolvedServerOptions } from './server-options.js'
 import { WireStats } from './stats.js'
+
+export type Posture = 'strict' | 'interop'
+
+/**
+ * Called once per accepted request, in request order per connection. Return
+ * nothing when done with it, or a promise: the request then occupies a place
+ * in the application queue until the promise settles.
+ */
+export type RequestHandler = (req: SspRequest, conn: ServerConnection) => void | PromiseLike<unknown>
+
+/**
+ * What a connection reads of its server's resolved options. server-options.ts
+ * resolves them (its ResolvedServerOptions is one of these); this file does not
+ * import it, so the dependency goes one way.
+ */
+export interface ConnectionOptions {
+  readonly posture: Posture
+  readonly onRequest: RequestHandler
+  readonly maxHeaderBytes: number
+  readonly maxHeaderCount: number
+  readonly maxBodyBytes: number
+  readonly headersTimeout: number
+  readonly requestTimeout: number
+  readonly idleTimeout: number
+  readonly maxPipelineDepth: number
+  readonly maxInflight: number
+  readonly maxWriteBuffer: number
+  readonly lingerBytes: number
+  readonly lingerTimeout: number
+  readonly maxBufferedBytes: number
+  readonly busyPollMicros: number
+}
 
 /** Why reading is paused (bit set). */
 const PAUSE_QUEUE = 1
@@ -32,7 +63,7 @@ const chClose = channel('ssp-transport:server:close')
 
 /** What a connection needs from its server (kept narrow so tests can drive a connection alone). */
 export interface ConnectionHost {
-  readonly options: ResolvedServerOptions
+  readonly options: ConnectionOptions
   readonly stats: WireStats
   /** Coarse clock (ms), advanced by the server's timeout sweep. */
   readonly now: number
@@ -58,7 +89,7 @@ export class ServerConnection implements FramerSink {
   context: unknown = undefined
 
   private readonly host: ConnectionHost
-  private readonly opts: ResolvedServerOptions
+  private readonly opts: ConnectionOptions
   private readonly framer: RequestFramer
   /** Requests of this connection the application holds (handler promise pending). */
   private inflight = 0

@@ -2,19 +2,11 @@
  * Every limit of the server side, with its default. The README's option table
  * is written from this file; keep them together.
  */
-import { createError } from '../errors.js'
-import { busyPollOption } from './busy-poll.js'
-import type { SspRequest } from './request.js'
-import type { ServerConnection } from './server-connection.js'
+import { checkOptions, func, integer, object, oneOf, type OptionSpec } from '../options-check.js'
+import { MAX_BUSY_POLL_MICROS } from './busy-poll.js'
+import type { Posture, RequestHandler } from './server-connection.js'
 
-export type Posture = 'strict' | 'interop'
-
-/**
- * Called once per accepted request, in request order per connection. Return
- * nothing when done with it, or a promise: the request then occupies a place
- * in the application queue until the promise settles.
- */
-export type RequestHandler = (req: SspRequest, conn: ServerConnection) => void | PromiseLike<unknown>
+export type { Posture, RequestHandler } from './server-connection.js'
 
 export interface TlsServerOptions {
   cert: string | Buffer
@@ -95,26 +87,44 @@ export const SERVER_DEFAULTS = {
   busyPollMicros: 0
 } as const satisfies Omit<ResolvedServerOptions, 'tls' | 'onRequest'>
 
+const positive = integer(1)
+
+/** The server's limits (also the node's nested `server` options, which leave out posture, onRequest and tls). */
+export const SERVER_LIMITS_SPEC: OptionSpec = {
+  maxHeaderBytes: positive,
+  maxHeaderCount: positive,
+  maxBodyBytes: positive,
+  headersTimeout: positive,
+  requestTimeout: positive,
+  idleTimeout: positive,
+  maxPipelineDepth: positive,
+  maxInflight: positive,
+  maxWriteBuffer: positive,
+  maxConnections: positive,
+  lingerBytes: positive,
+  lingerTimeout: positive,
+  handshakeTimeout: positive,
+  maxBufferedBytes: positive,
+  timerResolution: positive,
+  closeTimeout: positive,
+  busyPollMicros: integer(0, MAX_BUSY_POLL_MICROS)
+}
+
+const SERVER_SPEC: OptionSpec = {
+  ...SERVER_LIMITS_SPEC,
+  posture: oneOf('strict', 'interop'),
+  onRequest: func,
+  // node:tls checks the TLS material itself
+  tls: object
+}
+
 const noop: RequestHandler = () => undefined
 
-export function resolveServerOptions (o: WireServerOptions = {}): ResolvedServerOptions {
+/** Checks every option (unknown keys refused by name) and merges them over SERVER_DEFAULTS, once. */
+export function resolveServerOptions (o: WireServerOptions = {}): Readonly<ResolvedServerOptions> {
+  checkOptions(o, SERVER_SPEC)
   const r: ResolvedServerOptions = { ...SERVER_DEFAULTS, tls: undefined, onRequest: noop }
-  for (const key of Object.keys(SERVER_DEFAULTS) as Array<keyof typeof SERVER_DEFAULTS>) {
-    const v = o[key]
-    if (v === undefined) continue
-    if (key === 'posture') {
-      if (v !== 'strict' && v !== 'interop') throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `posture must be 'strict' or 'interop', got ${String(v)}` })
-      r.posture = v
-    } else if (key === 'busyPollMicros') {
-      r.busyPollMicros = busyPollOption(v)
-    } else {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-        throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `${key} must be a positive integer, got ${String(v)}` })
-      }
-      r[key] = v
-    }
-  }
-  if (o.onRequest !== undefined) r.onRequest = o.onRequest
-  r.tls = o.tls
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v
+  // Readonly by type, not frozen: limits are read at each use (the timeout sweep), and tests tighten them live.
   return r
 }

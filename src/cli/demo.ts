@@ -100,6 +100,8 @@ function merge (x: LoadResult, y: LoadResult): LoadResult {
     acksOvertaken: x.acksOvertaken + y.acksOvertaken,
     rtt,
     rttBuckets: x.rttBuckets.map((n, i) => n + (y.rttBuckets[i] ?? 0)),
-    bytesSent: x.bytesSent + y.bytesSent
+    bytesSent: x.bytesSent + y.bytesSent,
+    abandoned: x.abandoned + y.abandoned,
+    stopped: x.stopped ?? y.stopped
   }
 }

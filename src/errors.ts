@@ -62,7 +62,8 @@ export const ERRORS = {
   // ---- operating the node (CLI and embedding)
   SSP_ERR_LISTEN: { status: 0, message: 'could not listen on the address (in use, not permitted, not local)' },
   SSP_ERR_FILE: { status: 0, message: 'a file named by an option could not be read or is not valid' },
-  SSP_ERR_PEER_LOST: { status: 0, message: 'the peer stopped answering during the run' }
+  SSP_ERR_PEER_LOST: { status: 0, message: 'the peer stopped answering during the run' },
+  SSP_ERR_INTERNAL: { status: 0, message: 'unexpected error (run with --verbose for the stack)' }
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERRORS

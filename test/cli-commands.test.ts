@@ -99,7 +99,7 @@ t.test('summary JSON and text from a hand-made result', async (t) => {
   const rtt = newHistogram()
   const ack = newHistogram()
   for (let i = 1; i <= 100; i++) { rtt.recordValue(i * 10); ack.recordValue(i) }
-  const r = { sent: 101, answered: 100, lost: 1, errors: { SSP_ERR_TRANSACTION_TIMEOUT: 1 }, elapsedMs: 1000, ack, acksOvertaken: 3, rtt, rttBuckets: new Array<number>(40).fill(0), bytesSent: 0 }
+  const r = { sent: 101, answered: 100, lost: 1, errors: { SSP_ERR_TRANSACTION_TIMEOUT: 1 }, elapsedMs: 1000, ack, acksOvertaken: 3, rtt, rttBuckets: new Array<number>(40).fill(0), bytesSent: 0, abandoned: 0, stopped: undefined }
   const j = summaryJson(r, { bytesIn: 5, bytesOut: 7, interopFallbacks: 2 })
   t.equal(j.tps, 100)
   t.equal(j.lost, 1)

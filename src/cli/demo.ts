@@ -5,7 +5,7 @@
  */
 import { SspNode } from '../ssp/node.js'
 import { sendMessageRequests, sendMessageResponse } from '../ssp/payload.js'
-import { EXIT } from './exit.js'
+import { EXIT, signalAbort, signalExit } from './exit.js'
 import { newHistogram, runLoad, type LoadResult } from './load.js'
 import { createLogger, type LogLevel } from './log.js'
 import { parseBusyPoll, parseCount } from './node-options.js'
@@ -35,9 +35,10 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
   // The answer primitive; each node wraps it as the Response of the request's transaction.
   const handler = (): Buffer => sendMessageResponse()
   const busyPollMicros = parseBusyPoll(o.busyPoll)
-  const a = new SspNode({ domain: 'a.example', resolver: false, handler, busyPollMicros })
-  const b = new SspNode({ domain: 'b.example', resolver: false, handler, busyPollMicros })
+  const a = new SspNode({ domain: 'a.example', resolver: false, handler, busyPollMicros, closeTimeout: 2000 })
+  const b = new SspNode({ domain: 'b.example', resolver: false, handler, busyPollMicros, closeTimeout: 2000 })
   logNodeEvents(a, log)
+  const sig = signalAbort()
   try {
     const [ua] = await a.start()
     const [ub] = await b.start()
@@ -58,8 +59,8 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
     let doneAB = 0
     let doneBA = 0
     const [ab, ba] = await Promise.all([
-      runLoad(a, 'b.example', { count, depth, body: bodyAB, onProgress: (n) => { doneAB = n; progress.update(doneAB + doneBA) } }),
-      runLoad(b, 'a.example', { count, depth, body: bodyBA, onProgress: (n) => { doneBA = n; progress.update(doneAB + doneBA) } })
+      runLoad(a, 'b.example', { count, depth, signal: sig.signal, body: bodyAB, onProgress: (n) => { doneAB = n; progress.update(doneAB + doneBA) } }),
+      runLoad(b, 'a.example', { count, depth, signal: sig.signal, body: bodyBA, onProgress: (n) => { doneBA = n; progress.update(doneAB + doneBA) } })
     ])
     progress.stop()
     const total = merge(ab, ba)
@@ -76,9 +77,12 @@ export async function demoCommand (o: DemoOptions): Promise<number> {
       printSummary(ba, { interopFallbacks: extras.interopFallbacks, label: 'b.example → a.example' })
       printSummary(total, { ...extras, label: 'both ways' })
     }
+    const bySignal = signalExit(total.stopped)
+    if (bySignal !== undefined) return bySignal
     return total.answered === 2 * count && Object.keys(total.errors).length === 0 ? EXIT.OK : EXIT.FAILURE
   } finally {
     await Promise.all([a.close(), b.close()])
+    sig.dispose()
   }
 }
 
@@ -100,6 +104,8 @@ function merge (x: LoadResult, y: LoadResult): LoadResult {
     acksOvertaken: x.acksOvertaken + y.acksOvertaken,
     rtt,
     rttBuckets: x.rttBuckets.map((n, i) => n + (y.rttBuckets[i] ?? 0)),
-    bytesSent: x.bytesSent + y.bytesSent
+    bytesSent: x.bytesSent + y.bytesSent,
+    abandoned: x.abandoned + y.abandoned,
+    stopped: x.stopped ?? y.stopped
   }
 }

@@ -5,7 +5,9 @@
  */
 import { Command, Option } from 'commander'
 import { createRequire } from 'node:module'
+import { createError } from '../errors.js'
 import { EXIT, fail } from './exit.js'
+import { PEER_LOST_AFTER_MS } from './load.js'
 import { registerConformance } from './conformance.js'
 import { DEMO_COUNT, demoCommand } from './demo.js'
 import { collectPeer } from './node-options.js'
@@ -21,7 +23,12 @@ program
   .description('OMA IMPS SSP transport binding: HTTP/1.1 connection pairs, pipelined POSTs, dummy 200s')
   .version(pkg.version)
   .option('--verbose', 'print stack traces with errors')
-  .showHelpAfterError()
+  // A usage error is one line, SSP_ERR_INVALID_ARGUMENT, exit 2 (not the whole help).
+  .configureOutput({
+    outputError: (str) => {
+      fail(createError('SSP_ERR_INVALID_ARGUMENT', { message: `${str.replace(/^error: /, '').trim()} (see --help)` }), false)
+    }
+  })
   .exitOverride((err) => {
     // commander's own exits (help, version, usage errors) keep their meaning.
     process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE)
@@ -62,6 +69,7 @@ tlsOptions(program.command('send')
   .option('--json', 'print one JSON object instead of the text summary')
   .option('-p, --port <port>', 'our listening port, where the peer POSTs its answers (0 picks a free one)', '0')
   .option('-H, --host <host>', 'address to listen on', '127.0.0.1')
+  .option('--peer-lost-after <ms>', 'end the run (exit 1, SSP_ERR_PEER_LOST) when no transaction has been answered for this long; 0 = never', String(PEER_LOST_AFTER_MS))
   .addOption(busyPoll())
   .addOption(posture())
   .addOption(logLevel()))

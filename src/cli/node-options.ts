@@ -1,5 +1,6 @@
 /** Turning CLI flags into node options: --peer DOMAIN=URL, TLS files. */
 import { readFileSync } from 'node:fs'
+import { createSecureContext } from 'node:tls'
 import { createError } from '../errors.js'
 import type { StaticPeers } from '../ssp/directory.js'
 import type { ListenSpec } from '../ssp/options.js'
@@ -36,30 +37,46 @@ export interface TlsFlags {
   requireClientCert?: boolean
 }
 
+/** Read a file named by an option: SSP_ERR_FILE naming the option and path when it cannot be read. */
+export function readOptionFile (option: string, path: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw createError('SSP_ERR_FILE', { message: `${option} ${path}: ${(err as { code?: string }).code ?? String(err)}`, cause: err })
+  }
+}
+
+/** The PEM must parse (and the key match the certificate): SSP_ERR_FILE naming the option, not a bare OpenSSL error later. */
+function checkPem (option: string, path: string, o: { cert?: Buffer, key?: Buffer, ca?: Buffer }): void {
+  try {
+    createSecureContext(o)
+  } catch (err) {
+    throw createError('SSP_ERR_FILE', { message: `${option} ${path}: ${err instanceof Error ? err.message : String(err)}`, cause: err })
+  }
+}
+
+function readTls (f: TlsFlags): { cert?: Buffer, key?: Buffer, ca?: Buffer } {
+  const cert = f.tlsCert === undefined ? undefined : readOptionFile('--tls-cert', f.tlsCert)
+  const key = f.tlsKey === undefined ? undefined : readOptionFile('--tls-key', f.tlsKey)
+  const ca = f.tlsCa === undefined ? undefined : readOptionFile('--tls-ca', f.tlsCa)
+  if (ca !== undefined) checkPem('--tls-ca', f.tlsCa!, { ca })
+  if (cert !== undefined) checkPem('--tls-cert', f.tlsCert!, { cert })
+  if (cert !== undefined && key !== undefined) checkPem('--tls-key', f.tlsKey!, { cert, key })
+  return { cert, key, ca }
+}
+
 export function listenSpec (port: number, host: string, f: TlsFlags): ListenSpec {
   if ((f.tlsCert === undefined) !== (f.tlsKey === undefined)) {
     throw createError('SSP_ERR_INVALID_ARGUMENT', { message: '--tls-cert and --tls-key go together' })
   }
-  if (f.tlsCert === undefined || f.tlsKey === undefined) return { port, host }
-  return {
-    port,
-    host,
-    tls: {
-      cert: readFileSync(f.tlsCert),
-      key: readFileSync(f.tlsKey),
-      ca: f.tlsCa === undefined ? undefined : readFileSync(f.tlsCa),
-      requestClientCert: f.requireClientCert === true
-    }
-  }
+  const t = readTls(f)
+  if (t.cert === undefined || t.key === undefined) return { port, host }
+  return { port, host, tls: { cert: t.cert, key: t.key, ca: t.ca, requestClientCert: f.requireClientCert === true } }
 }
 
 /** Outbound TLS: trust --tls-ca, present --tls-cert/--tls-key as client certificate. */
 export function clientTls (f: TlsFlags): { ca?: Buffer, cert?: Buffer, key?: Buffer } {
-  return {
-    ca: f.tlsCa === undefined ? undefined : readFileSync(f.tlsCa),
-    cert: f.tlsCert === undefined ? undefined : readFileSync(f.tlsCert),
-    key: f.tlsKey === undefined ? undefined : readFileSync(f.tlsKey)
-  }
+  return readTls(f)
 }
 
 export function parseCount (name: string, s: string, min = 0): number {

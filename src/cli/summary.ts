@@ -55,6 +55,9 @@ export function printSummary (r: LoadResult, x: SummaryExtras, out: NodeJS.Writa
       : [`  bytes moved      ${x.bytesOut + x.bytesIn} (${x.bytesOut} sent, ${x.bytesIn} received, POSTs and 200s)`]),
     `  interop fallbacks ${x.interopFallbacks}`,
     `  errors           ${Object.keys(r.errors).length === 0 ? 0 : JSON.stringify(r.errors)}`,
+    ...(r.stopped === undefined
+      ? []
+      : [`  stopped          ${r.stopped}${r.lostReason === undefined ? '' : ` (${r.lostReason})`}: ${r.lost} lost, ${r.abandoned} of them abandoned in flight`]),
     '  round-trip latency:'
   ]
   out.write(lines.join('\n') + '\n' + textHistogram(r.rttBuckets))
@@ -80,6 +83,8 @@ export function summaryJson (r: LoadResult, x: SummaryExtras): Record<string, un
     bytes_out: x.bytesOut ?? null,
     interop_fallbacks: x.interopFallbacks,
     errors: errorCount,
-    errors_by_code: r.errors
+    errors_by_code: r.errors,
+    abandoned: r.abandoned,
+    stopped: r.stopped ?? null
   }
 }

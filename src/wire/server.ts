@@ -8,6 +8,7 @@ import * as net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import * as tls from 'node:tls'
 import { channel } from 'node:diagnostics_channel'
+import { createError } from '../errors.js'
 import { ServerConnection, type ConnectionHost } from './server-connection.js'
 import { resolveServerOptions, type ResolvedServerOptions, type WireServerOptions } from './server-options.js'
 import { WireStats, type WireStatsSnapshot } from './stats.js'
@@ -86,7 +87,7 @@ export class WireServer extends EventEmitter implements ConnectionHost {
   /** Start listening; resolves with the bound address. Port 0 picks a free port. */
   listen (port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err)
+      const onError = (err: Error & { code?: string }): void => reject(createError('SSP_ERR_LISTEN', { message: `${host}:${port}: ${err.code ?? err.message}`, cause: err }))
       this.server.once('error', onError)
       this.server.listen(port, host, () => {
         this.server.off('error', onError)

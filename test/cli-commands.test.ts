@@ -159,7 +159,7 @@ t.test('option parsing: --peer DOMAIN=URL[,1.2], counts, exit codes of errors', 
     process.stderr.write = stderr
   }
   t.match(err, /^ssp-transport: SSP_ERR_INVALID_ARGUMENT: invalid argument: x\n/)
-  t.match(err, /ssp-transport: boom\nError: boom\n/, '--verbose adds the stack')
+  t.match(err, /ssp-transport: SSP_ERR_INTERNAL: [^\n]*boom\nError: boom\n/, '--verbose adds the stack')
 })
 
 t.test('send: unknown peer fails with a typed error (exit code 1 through the CLI)', async (t) => {

@@ -856,7 +856,11 @@ t.test('options are validated', async (t) => {
 t.test('listen errors are reported', async (t) => {
   const s = await startServer(t)
   const other = new WireServer()
-  await t.rejects(other.listen(s.port, '127.0.0.1'), { code: 'EADDRINUSE' })
+  // An SspError naming the address, with the system error as its cause.
+  const err = await other.listen(s.port, '127.0.0.1').then(() => undefined, (e: unknown) => e) as { code?: string, message?: string, cause?: { code?: string } } | undefined
+  t.equal(err?.code, 'SSP_ERR_LISTEN')
+  t.match(err?.message, `127.0.0.1:${s.port}`)
+  t.equal(err?.cause?.code, 'EADDRINUSE')
   await other.close()
   t.equal(net.isIP(s.server.address()?.address ?? ''), 4)
 })

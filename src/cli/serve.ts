@@ -9,6 +9,7 @@ import { WireServer } from '../wire/server.js'
 import type { Posture } from '../wire/server-options.js'
 import { EXIT } from './exit.js'
 import { createLogger, type Logger, type LogLevel } from './log.js'
+import { parseControl, startControl, type ControlServer } from './control.js'
 import { clientTls, listenSpec, parseBusyPoll, parsePeers, type TlsFlags } from './node-options.js'
 import { logNodeEvents } from './node-log.js'
 
@@ -20,6 +21,10 @@ export interface ServeOptions extends TlsFlags {
   peer?: string[]
   echo?: boolean
   busyPoll?: string
+  /** HOST:PORT of the control interface (control.ts); off when absent. */
+  control?: string
+  /** Let --control listen on a host that is not loopback. */
+  controlPublic?: boolean
   logLevel: LogLevel
 }
 
@@ -50,8 +55,8 @@ export async function serveCommand (o: ServeOptions): Promise<number> {
   const log = createLogger(o.logLevel)
   const spec = listenSpec(parsePort(o.port), o.host, o)
   if (o.domain !== undefined) return serveNode(o, spec, log)
-  if ((o.peer ?? []).length > 0 || o.echo === true) {
-    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: '--peer and --echo need --domain (a full node)' })
+  if ((o.peer ?? []).length > 0 || o.echo === true || o.control !== undefined) {
+    throw createError('SSP_ERR_INVALID_ARGUMENT', { message: '--peer, --echo and --control need --domain (a full node)' })
   }
   const server = new WireServer({ posture: o.posture, tls: spec.tls, busyPollMicros: parseBusyPoll(o.busyPoll) })
   server.on('connection', (c) => log.info(`connection ${c.id} from ${c.remoteAddress ?? '?'}:${c.remotePort ?? '?'}`))
@@ -71,6 +76,8 @@ export async function serveCommand (o: ServeOptions): Promise<number> {
 }
 
 async function serveNode (o: ServeOptions, spec: ReturnType<typeof listenSpec>, log: Logger): Promise<number> {
+  // Checked before anything listens: a refused --control host is a usage error, not a half-started node.
+  const controlAt = o.control === undefined ? undefined : parseControl(o.control, o.controlPublic === true, parsePort)
   const node = new SspNode({
     domain: o.domain!,
     listen: [spec],
@@ -85,8 +92,20 @@ async function serveNode (o: ServeOptions, spec: ReturnType<typeof listenSpec>, 
   logNodeEvents(node, log)
   const [url] = await node.start()
   process.stdout.write(`listening on ${url!.replace(/\/$/, '')}\n`)
+  let control: ControlServer | undefined
+  if (controlAt !== undefined) {
+    try {
+      control = await startControl(node, { ...controlAt, log })
+    } catch (err) {
+      await node.close()
+      throw err
+    }
+    process.stdout.write(`control on ${control.url}\n`)
+  }
   log.info(`node ${node.domain} (${o.posture}) ready`)
   await untilSignal(log)
+  // The control interface first, so that no /send starts while the node closes.
+  await control?.close()
   await node.close()
   const st = node.getStats()
   log.info(`closed: ${st.incomingRequests} requests served, ${st.answered} of our transactions answered`)

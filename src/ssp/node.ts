@@ -141,6 +141,8 @@ export interface NodeStats {
   sent: number
   answered: number
   failed: number
+  /** `failed` by the code of the error the transaction failed with (`SSP_ERR_TRANSACTION_TIMEOUT`, ...). */
+  failedByCode: Record<string, number>
   timedOut: number
   resent: number
   lateAnswers: number
@@ -250,6 +252,8 @@ export class SspNode extends EventEmitter {
   private setupRefusedQuiet = 0
 
   private readonly interopCounts: Record<string, number> = {}
+  /** Failed transactions by error code (the failure path only: never touched by an answered one). */
+  private readonly failedByCode: Record<string, number> = {}
 
   constructor (options: SspNodeOptions) {
     super()
@@ -384,6 +388,7 @@ export class SspNode extends EventEmitter {
       setupsInProgress: this.setup.inProgress,
       pending: this.pending.size,
       serving: this.serving,
+      failedByCode: { ...this.failedByCode },
       interop: { ...this.interopCounts },
       wire
     }
@@ -712,6 +717,9 @@ export class SspNode extends EventEmitter {
   private settleFail (p: PendingTx, err: Error): void {
     if (!this.settle(p)) return
     this.c.failed++
+    const c = (err as { code?: unknown }).code
+    const code = typeof c === 'string' ? c : 'ERROR'
+    this.failedByCode[code] = (this.failedByCode[code] ?? 0) + 1
     p.reject(err)
   }
 

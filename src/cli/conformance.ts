@@ -11,7 +11,7 @@ import { ConformanceLab } from '../conformance/lab.js'
 import { itemId, OPTIONAL_ITEMS, type ItemId, type RunVerdict } from '../conformance/model.js'
 import { buildReport, FORMATS, formatReport, type Format } from '../conformance/report.js'
 import { EXIT, fail } from './exit.js'
-import { parsePort } from './serve.js'
+import { parsePort } from './node-options.js'
 
 /** The exit status of each run verdict (the README's "Conformance lab" exit table). */
 export const VERDICT_EXIT: Record<RunVerdict, number> = {

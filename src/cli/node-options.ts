@@ -90,3 +90,10 @@ export function parseCount (name: string, s: string, min = 0): number {
 export function parseBusyPoll (s: string | undefined): number {
   return s === undefined ? 0 : parseCount('--busy-poll', s, 0)
 }
+
+export function parsePort (s: string): number {
+  // Decimal digits only: Number() would also take '', ' ', '0x50' and '1e3'.
+  const n = /^[0-9]{1,5}$/.test(s) ? Number(s) : NaN
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `port must be 0..65535, got ${s}` })
+  return n
+}

@@ -10,7 +10,7 @@ import type { Posture } from '../wire/server-options.js'
 import { EXIT } from './exit.js'
 import { createLogger, type Logger, type LogLevel } from './log.js'
 import { parseControl, startControl, type ControlServer } from './control.js'
-import { clientTls, listenSpec, parseBusyPoll, parsePeers, type TlsFlags } from './node-options.js'
+import { clientTls, listenSpec, parseBusyPoll, parsePeers, parsePort, type TlsFlags } from './node-options.js'
 import { logNodeEvents } from './node-log.js'
 
 export interface ServeOptions extends TlsFlags {
@@ -26,13 +26,6 @@ export interface ServeOptions extends TlsFlags {
   /** Let --control listen on a host that is not loopback. */
   controlPublic?: boolean
   logLevel: LogLevel
-}
-
-export function parsePort (s: string): number {
-  // Decimal digits only: Number() would also take '', ' ', '0x50' and '1e3'.
-  const n = /^[0-9]{1,5}$/.test(s) ? Number(s) : NaN
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `port must be 0..65535, got ${s}` })
-  return n
 }
 
 /** Resolves on the first SIGINT or SIGTERM. */

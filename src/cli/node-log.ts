@@ -4,9 +4,20 @@ import type { SspNode } from '../ssp/node.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import type { Logger } from './log.js'
 
+/**
+ * A session id is what lets a peer's POSTs into the session: at info level
+ * only its first characters are logged (enough to tell sessions apart in
+ * one log), the whole id only at debug.
+ */
+export function redactId (id: string): string {
+  return id.length <= 8 ? '…' : `${id.slice(0, 6)}…`
+}
+
 export function logNodeEvents (node: SspNode, log: Logger): void {
-  node.on('session', (e: { peer: string, role: string, id: string, peerId: string }) =>
-    log.info(`session up with ${e.peer} as ${e.role} (ours ${e.id}, theirs ${e.peerId})`))
+  node.on('session', (e: { peer: string, role: string, id: string, peerId: string }) => {
+    log.info(`session up with ${e.peer} as ${e.role} (ours ${redactId(e.id)}, theirs ${redactId(e.peerId)})`)
+    log.debug(`session with ${e.peer} as ${e.role}: ours ${e.id}, theirs ${e.peerId}`)
+  })
   node.on('sessionEnd', (e: { peer: string, role: string, reason: string }) =>
     log.info(`session with ${e.peer} (${e.role}) ended: ${e.reason}`))
   node.on('setupError', (e: { peer: string, role: string, error: Error & { code?: string } }) =>

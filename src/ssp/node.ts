@@ -159,6 +159,8 @@ export interface NodeStats {
   setupFailures: number
   /** Session-less POSTs dropped before XML parsing: over maxSetupBodyBytes, or not shaped like a set-up message. */
   setupRefused: number
+  /** Peers' step 1s refused (connection closed, nothing POSTed) over maxSetupsPerPeer or maxPendingSetups. */
+  setupsRateLimited: number
   /** Set-ups started again after their POST was cut off (see `setupRetries`). */
   setupRetries: number
   /** Set-up steps 3-7 POSTed again after the peer closed on them (see `setupStepRetries`). */
@@ -245,7 +247,7 @@ export class SspNode extends EventEmitter {
     sent: 0, answered: 0, failed: 0, timedOut: 0, resent: 0, lateAnswers: 0,
     incomingRequests: 0, incomingNotifications: 0, duplicates: 0, answersSent: 0, answerFailures: 0,
     handlerErrors: 0, unknownSession: 0, crossPeerRefused: 0, peerIdentityRefused: 0, setupFailures: 0, setupRetries: 0,
-    setupStepRetries: 0, unacknowledged: 0, envelopeMismatches: 0, setupRefused: 0
+    setupStepRetries: 0, unacknowledged: 0, envelopeMismatches: 0, setupRefused: 0, setupsRateLimited: 0
   }
   /** Rate limit of the setup-refused channel: at most one event per second, with the count since the last. */
   private setupRefusedAt = 0
@@ -276,6 +278,9 @@ export class SspNode extends EventEmitter {
       setupTimeout: this.options.setupTimeout,
       setupStepRetries: this.options.setupStepRetries,
       countStepRetry: () => { node.c.setupStepRetries++ },
+      maxSetupsPerPeer: this.options.maxSetupsPerPeer,
+      maxPendingSetups: this.options.maxPendingSetups,
+      countRateLimited: () => { node.c.setupsRateLimited++ },
       redirect: this.options.redirect,
       clientsFor: (peer, role) => node.clientsFor(peer, role),
       resolvePeer: (peer) => node.resolvePeer(peer),

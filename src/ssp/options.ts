@@ -156,6 +156,13 @@ export interface SspNodeOptions {
   maxPendingBytesPerPeer?: number
   /** Body bytes of a session-less POST (a set-up message) the node parses; larger or not shaped like a set-up: dropped, counted in setupRefused. Default 16 KiB. */
   maxSetupBodyBytes?: number
+  /**
+   * Set-ups a peer may start with us (its step 1s) per claimed domain in 10 s; more: the connection is closed,
+   * nothing is POSTed to the claimed domain, counted in setupsRateLimited. Default 10.
+   */
+  maxSetupsPerPeer?: number
+  /** Peer-initiated set-ups in progress at once, all domains together; more: refused as above. Default 64. */
+  maxPendingSetups?: number
   /** Transactions waiting for a session to come up, per peer. Default 10,000. */
   maxWaitingPerPeer?: number
   /** Times a POST is resent after its connection died before the 200, within the transaction deadline. Default 100. Once spent, the transaction waits for its answer until the deadline (then SSP_ERR_TRANSACTION_TIMEOUT). */
@@ -190,6 +197,8 @@ export const NODE_DEFAULTS = {
   maxPendingPerPeer: 10_000,
   maxPendingBytesPerPeer: 64 * 1024 * 1024,
   maxSetupBodyBytes: 16 * 1024,
+  maxSetupsPerPeer: 10,
+  maxPendingSetups: 64,
   maxWaitingPerPeer: 10_000,
   maxResends: 100,
   dedupeWindow: 4096,
@@ -238,6 +247,8 @@ const NODE_SPEC: OptionSpec = {
   maxResends: count,
   dedupeWindow: count,
   maxSetupBodyBytes: positive,
+  maxSetupsPerPeer: positive,
+  maxPendingSetups: positive,
   closeTimeout: positive,
   busyPollMicros: integer(0, MAX_BUSY_POLL_MICROS),
   client: nested(NODE_CLIENT_SPEC),

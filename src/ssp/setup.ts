@@ -43,6 +43,12 @@ export interface SetupHost {
   /** Consulted for the first SendSecretToken on a new inbound connection (spec 5.5). */
   redirect: ((peer: string, conn: ServerConnection) => string | undefined) | undefined
   countDeviation (kind: string): void
+  /** Responder set-ups (a peer's step 1) started per claimed domain per window of SETUP_WINDOW_MS. */
+  readonly maxSetupsPerPeer: number
+  /** Responder set-ups in progress at once, all domains together. */
+  readonly maxPendingSetups: number
+  /** A step 1 refused by maxSetupsPerPeer / maxPendingSetups (counted as setupsRateLimited). */
+  countRateLimited (): void
   /** A set-up step POSTed again after the peer closed on it (counted as setupStepRetries). */
   countStepRetry (): void
   /** May this connection speak for this domain (one peer per connection; mutual TLS identity)? Closes it if not. */
@@ -62,8 +68,21 @@ interface Exchange {
   reject: (e: SspError) => void
 }
 
+/** The window of maxSetupsPerPeer, ms. */
+export const SETUP_WINDOW_MS = 10_000
+/** Domains remembered in one window; a step 1 for a new domain beyond that waits for the next window. */
+const SETUP_WINDOW_DOMAINS = 4096
+
 export class SetupCoordinator {
   private readonly host: SetupHost
+  /**
+   * Responder set-ups started in the current window, by claimed domain. A
+   * forged step 1 makes us resolve the claimed domain and POST our step 3
+   * there: without a bound, anyone could make us POST at a third party as
+   * fast as they can send. Cleared whole when the window rolls over.
+   */
+  private readonly started = new Map<string, number>()
+  private windowStart = 0
   /** The node's posture, as the set-up engine's policy. */
   private readonly policy: SetupPolicy
   /** Set-ups we initiated (we will be the requestor), by peer domain. */
@@ -119,6 +138,12 @@ export class SetupCoordinator {
           return
         }
       }
+      if (msg.mode === Mode.REQUEST && !this.mayRespond(msg.domain.toLowerCase())) {
+        // Refused like a peer at its limit would be: the connection closes, nothing is POSTed.
+        h.countRateLimited()
+        conn.close()
+        return
+      }
       const peer = h.peerFor(msg.domain)
       this.bind(peer, conn)
       if (msg.mode === Mode.REQUEST) this.onToken(peer, msg)
@@ -147,6 +172,22 @@ export class SetupCoordinator {
     if (msg.mode === Mode.RESPONSE || !this.host.interop) return undefined
     const waiting = [...this.incoming.values()].filter((ex) => ex.engine?.awaited === 6)
     return waiting.length === 1 ? waiting[0]!.peer : undefined
+  }
+
+  /** May a step 1 claiming `domain` start a responder set-up now (maxSetupsPerPeer, maxPendingSetups)? Counts it if so. */
+  private mayRespond (domain: string): boolean {
+    const now = Date.now()
+    if (now - this.windowStart >= SETUP_WINDOW_MS) {
+      this.started.clear()
+      this.windowStart = now
+    }
+    // A step 1 that replaces the domain's own set-up in progress does not add one.
+    if (!this.incoming.has(domain) && this.incoming.size >= this.host.maxPendingSetups) return false
+    const n = this.started.get(domain)
+    if (n === undefined && this.started.size >= SETUP_WINDOW_DOMAINS) return false
+    if ((n ?? 0) >= this.host.maxSetupsPerPeer) return false
+    this.started.set(domain, (n ?? 0) + 1)
+    return true
   }
 
   /** Fail every set-up in progress (node closing). */

@@ -8,7 +8,6 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import * as net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { demoCommand } from '../src/cli/demo.js'
 import { EXIT, fail } from '../src/cli/exit.js'
@@ -18,6 +17,7 @@ import { busyPollTurns } from '../src/wire/busy-poll.js'
 import { sendCommand } from '../src/cli/send.js'
 import { printSummary, summaryJson, textHistogram } from '../src/cli/summary.js'
 import { createError } from '../src/errors.js'
+import { freePort } from './helpers/cli-child.js'
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const GUARD_MS = 45_000
@@ -36,14 +36,6 @@ async function captured<T> (fn: () => Promise<T>): Promise<{ out: string, result
   } finally {
     process.stdout.write = write
   }
-}
-
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
 }
 
 t.test('demo --json: every transaction answered both ways, zero errors, one connection pair', async (t) => {

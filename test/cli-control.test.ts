@@ -7,35 +7,11 @@
  * Runs the built CLI (dist/): `npm test` builds before tap.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import * as net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { SspNode } from '../src/ssp/node.js'
 import { sendMessageResponse } from '../src/ssp/payload.js'
 import { WAIT_GUARD_MS } from './helpers/raw-client.js'
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
-
-interface Running {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
-  exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
-function run (args: string[]): Running {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s })
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s })
-  const exit = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }))
-  })
-  return { child, stdout: () => out, stderr: () => err, exit }
-}
+import { freePort, MAIN, runCli as run, type Running } from './helpers/cli-child.js'
 
 function killOnTeardown (tt: { teardown: (fn: () => unknown) => void }, r: Running): void {
   tt.teardown(() => {
@@ -53,14 +29,6 @@ async function line (r: Running, re: RegExp): Promise<RegExpExecArray> {
     if (Date.now() - start > WAIT_GUARD_MS) throw new Error(`no ${String(re)} on stdout; stdout=${r.stdout()} stderr=${r.stderr()}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
-}
-
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
 }
 
 async function http (method: string, url: string): Promise<{ status: number, type: string, text: string }> {

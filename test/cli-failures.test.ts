@@ -5,39 +5,23 @@
  * killed by the guard otherwise, and the test fails), with one stderr line.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import * as net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { WAIT_GUARD_MS } from './helpers/raw-client.js'
+import { freePort, MAIN, runCli, type Running } from './helpers/cli-child.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 /** The longest any child may run here before the guard kills it (then its exit is a signal, and the test fails). */
 const GUARD_MS = 60_000
 
-interface Running {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
-  exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
 function run (tt: { teardown: (fn: () => unknown) => void }, args: string[]): Running {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s })
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s })
-  const guard = setTimeout(() => child.kill('SIGKILL'), GUARD_MS)
-  const exit = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => { clearTimeout(guard); resolve({ code, signal }) })
-  })
+  const r = runCli(args)
+  const guard = setTimeout(() => r.child.kill('SIGKILL'), GUARD_MS)
+  void r.exit.then(() => clearTimeout(guard))
   tt.teardown(() => {
     clearTimeout(guard)
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL')
   })
-  return { child, stdout: () => out, stderr: () => err, exit }
+  return r
 }
 
 async function until (what: string, cond: () => boolean, r: Running): Promise<void> {
@@ -49,17 +33,10 @@ async function until (what: string, cond: () => boolean, r: Running): Promise<vo
   }
 }
 
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
-
 /** A `serve --domain b.example` peer that knows a.example at `aPort`; resolves with its URL once listening. */
 async function peer (tt: { teardown: (fn: () => unknown) => void }, aPort: number): Promise<{ r: Running, url: string }> {
-  const r = run(tt, ['serve', '--domain', 'b.example', '--peer', `a.example=http://127.0.0.1:${aPort}/`, '--log-level', 'silent'])
+  // Log level info: its "session up" lines tell the test when transactions can flow (stderr is captured).
+  const r = run(tt, ['serve', '--domain', 'b.example', '--peer', `a.example=http://127.0.0.1:${aPort}/`, '--log-level', 'info'])
   await until('listening line', () => /^listening on \S+\n/m.test(r.stdout()), r)
   return { r, url: /^listening on (\S+)\n/m.exec(r.stdout())![1]! }
 }
@@ -74,8 +51,9 @@ if (!existsSync(MAIN)) {
     const b = await peer(t, aPort)
     const send = run(t, ['send', '--domain', 'a.example', '--port', String(aPort), '--peer', `b.example=${b.url}`, '--to', 'b.example',
       '--count', '5000000', '--json', '--peer-lost-after', '1000', '--log-level', 'silent'])
-    // Let transactions flow, then kill the peer outright (no FIN courtesy from a graceful close).
-    await new Promise((resolve) => setTimeout(resolve, 700))
+    // Let transactions flow (a session is up, then some time), then kill the peer outright (no graceful close).
+    await until('a session with the sender', () => /session up with a\.example/.test(b.r.stderr()), b.r)
+    await new Promise((resolve) => setTimeout(resolve, 500))
     t.equal(send.child.exitCode, null, 'still running while the peer answers')
     b.r.child.kill('SIGKILL')
     const { code, signal } = await send.exit
@@ -96,7 +74,8 @@ if (!existsSync(MAIN)) {
     const b = await peer(t, aPort)
     const send = run(t, ['send', '--domain', 'a.example', '--port', String(aPort), '--peer', `b.example=${b.url}`, '--to', 'b.example',
       '--count', '5000000', '--json', '--log-level', 'silent'])
-    await new Promise((resolve) => setTimeout(resolve, 700))
+    await until('a session with the sender', () => /session up with a\.example/.test(b.r.stderr()), b.r)
+    await new Promise((resolve) => setTimeout(resolve, 500))
     send.child.kill('SIGINT')
     const { code } = await send.exit
     t.equal(code, 130)

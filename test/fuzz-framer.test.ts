@@ -30,7 +30,7 @@ import { ERRORS, isSspError, type ErrorCode } from '../src/errors.js'
 import { buildSetup, Mode, parseSetup, SetupKind, type SetupMessage } from '../src/ssp/messages.js'
 import { FramerState, RequestFramer } from '../src/wire/request-framer.js'
 import { WireServer } from '../src/wire/server.js'
-import { collectUntilClose } from './helpers/raw-client.js'
+import { collectUntilClose } from './helpers/byte-client.js'
 
 const LONG = process.env.SSP_FUZZ_RUNS !== undefined
 const RUNS = LONG ? Math.max(1, Number(process.env.SSP_FUZZ_RUNS)) : 0

@@ -21,7 +21,7 @@ import { resolveServerOptions, type WireServerOptions } from '../src/wire/server
 import { WireServer } from '../src/wire/server.js'
 import { WireStats } from '../src/wire/stats.js'
 import { makeCerts } from './helpers/certs.js'
-import { collectUntilClose } from './helpers/raw-client.js'
+import { collectUntilClose } from './helpers/byte-client.js'
 import { delay, until } from './helpers/wait.js'
 
 const CT = 'Content-Type: application/vnd.wv.ssp+xml\r\n'

@@ -16,7 +16,7 @@ import type { ServerConnection } from '../src/wire/server-connection.js'
 import type { WireServerOptions } from '../src/wire/server-options.js'
 import { WireServer } from '../src/wire/server.js'
 import { delay, until } from './helpers/wait.js'
-import { collectUntilClose } from './helpers/raw-client.js'
+import { collectUntilClose } from './helpers/byte-client.js'
 
 const CT = 'Content-Type: application/vnd.wv.ssp+xml\r\n'
 

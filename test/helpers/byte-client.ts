@@ -7,7 +7,7 @@
  */
 import * as net from 'node:net'
 import * as tls from 'node:tls'
-import { HttpStream } from '../../src/conformance/http.js'
+import { HttpStream, type HttpMessage } from '../../src/conformance/http.js'
 
 export interface Collected {
   /** Everything the server sent, latin1. */
@@ -55,12 +55,34 @@ export function collectUntilClose (port: number, pieces: Array<string | Buffer>,
 
 export interface ByteAnswer {
   status: number
+  /** The status line as sent. */
+  startLine: string
   /** Header names lower-cased; the first value of each. */
   headers: Record<string, string>
   /** The answer's bytes. */
   raw: string
   /** The body, chunked framing removed. */
   body: Buffer
+}
+
+function toAnswer (m: HttpMessage): ByteAnswer {
+  const headers: Record<string, string> = {}
+  for (const [k, v] of m.headers) headers[k.toLowerCase()] ??= v
+  return { status: m.status ?? -1, startLine: m.startLine, headers, raw: m.raw.toString('latin1'), body: m.body }
+}
+
+/**
+ * Frame the bytes a server sent (e.g. `collectUntilClose(...).raw`) into its
+ * answers with the project's response framer. An answer cut short at the end
+ * is not among them; bytes that are not HTTP/1.x end the list.
+ */
+export function frameAnswers (raw: string | Buffer): ByteAnswer[] {
+  const out: ByteAnswer[] = []
+  const s = new HttpStream('response', { message: (m) => out.push(toAnswer(m)), error: () => undefined },
+    { maxHeadBytes: 64 * 1024, maxBodyBytes: 16 * 1024 * 1024 })
+  s.push(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw)
+  s.stop()
+  return out
 }
 
 /** Upper bound for any wait in the tests: a guard against hangs, never a timing assertion. */
@@ -90,11 +112,7 @@ export class ByteClient {
   constructor (socket: net.Socket) {
     this.socket = socket
     this.stream = new HttpStream('response', {
-      message: (m) => {
-        const headers: Record<string, string> = {}
-        for (const [k, v] of m.headers) headers[k.toLowerCase()] ??= v
-        this.answers.push({ status: m.status ?? -1, headers, raw: m.raw.toString('latin1'), body: m.body })
-      },
+      message: (m) => { this.answers.push(toAnswer(m)) },
       error: (reason) => { this.parseError = reason }
     }, { maxHeadBytes: 64 * 1024, maxBodyBytes: 16 * 1024 * 1024 })
     this.closedP = new Promise((resolve) => {

@@ -10,7 +10,7 @@ import t from 'tap'
 import { existsSync } from 'node:fs'
 import { SspNode } from '../src/ssp/node.js'
 import { sendMessageResponse } from '../src/ssp/payload.js'
-import { WAIT_GUARD_MS } from './helpers/raw-client.js'
+import { WAIT_GUARD_MS } from './helpers/byte-client.js'
 import { freePort, MAIN, runCli as run, type Running } from './helpers/cli-child.js'
 
 function killOnTeardown (tt: { teardown: (fn: () => unknown) => void }, r: Running): void {

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { existsSync } from 'node:fs'
 import * as net from 'node:net'
-import { WAIT_GUARD_MS } from './helpers/raw-client.js'
+import { WAIT_GUARD_MS } from './helpers/byte-client.js'
 import { freePort, MAIN, runCli, type Running } from './helpers/cli-child.js'
 
 /** The longest any child may run here before the guard kills it (then its exit is a signal, and the test fails). */

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs'
 import * as net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { makeCerts } from './helpers/certs.js'
-import { RawClient, WAIT_GUARD_MS } from './helpers/raw-client.js'
+import { ByteClient, WAIT_GUARD_MS } from './helpers/byte-client.js'
 import { pipeline, post } from './helpers/ssp-requests.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -64,7 +64,7 @@ if (!existsSync(MAIN)) {
     t.equal(l.scheme, 'http')
     t.equal(l.host, '127.0.0.1', 'default host is loopback')
     t.ok(l.port > 0 && l.port < 65536, `port ${l.port}`)
-    const c = await RawClient.connect(l.port)
+    const c = await ByteClient.connect(l.port)
     t.teardown(() => c.destroy())
     c.write(post({ tid: 'T1', sid: 'S1', body: '<WV-SSP-Message/>' }))
     await c.waitAnswers(1)
@@ -86,7 +86,7 @@ if (!existsSync(MAIN)) {
     const r = run(['serve', '--port', '0', '--host', '127.0.0.1', '--log-level', 'silent'])
     stopOnTeardown(t, r)
     const l = await listening(r)
-    const c = await RawClient.connect(l.port)
+    const c = await ByteClient.connect(l.port)
     t.teardown(() => c.destroy())
     c.write(pipeline(3))
     await c.waitAnswers(3)
@@ -101,7 +101,7 @@ if (!existsSync(MAIN)) {
     const r = run(['serve', '--port', '0', '--posture', 'interop', '--log-level', 'error'])
     stopOnTeardown(t, r)
     const l = await listening(r)
-    const c = await RawClient.connect(l.port)
+    const c = await ByteClient.connect(l.port)
     t.teardown(() => c.destroy())
     c.write(Buffer.concat([post({ tid: '0000000042-7', sid: '5@a.example' }), post({ tid: null })]))
     await c.waitAnswers(2)
@@ -116,7 +116,7 @@ if (!existsSync(MAIN)) {
     stopOnTeardown(t, r)
     const l = await listening(r)
     t.equal(l.scheme, 'https')
-    const c = await RawClient.connectTls(l.port, { ca: certs.ca, servername: 'localhost' })
+    const c = await ByteClient.connectTls(l.port, { ca: certs.ca, servername: 'localhost' })
     t.teardown(() => c.destroy())
     c.write(post())
     await c.waitAnswers(1)

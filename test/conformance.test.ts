@@ -4,7 +4,7 @@ import { XMLValidator } from 'fast-xml-parser'
 import { Parser, type FinalResults, type Result } from 'tap-parser'
 import { Command } from 'commander'
 import { FAULTS, FaultServer, type Fault } from './instruments/fault-server.js'
-import { HttpStream, type HttpMessage } from '../src/conformance/http.js'
+import { HttpStream, parseMessage, type HttpMessage } from '../src/conformance/http.js'
 import { ITEM_IDS, itemId, type ItemId, type Report } from '../src/conformance/model.js'
 import { formatReport } from '../src/conformance/report.js'
 import { conformanceCommand, registerConformance, type ConformanceOptions } from '../src/cli/conformance.js'
@@ -358,6 +358,31 @@ t.test('HttpStream keeps each pipelined message byte-exact, however it is split'
     t.equal(got[1]?.target, '/b')
     t.same(got[1]?.headers.filter(([k]) => k === 'X-Two').map(([, v]) => v), ['1', '2'])
   }
+})
+
+t.test('HttpStream sees what the engine would refuse, and says so', async (t) => {
+  const ok = (tid: string): string => `POST /s HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.wv.ssp+xml\r\nx-wv-transactionid: ${tid}\r\nContent-Length: 0\r\n\r\n`
+  const wrong = 'POST /s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nx-wv-transactionid: T3\r\nContent-Length: 2\r\n\r\nhi'
+  const got: HttpMessage[] = []
+  const errors: string[] = []
+  const s = new HttpStream('request', { message: (m) => got.push(m), error: (r) => errors.push(r) })
+  s.push(Buffer.from(ok('T1') + ok('T2') + wrong + ok('T4') + 'POST /s HT', 'latin1'))
+  t.same(got.map((m) => m.refusal?.code), [undefined, undefined, 'SSP_ERR_CONTENT_TYPE', undefined], 'the wrong Content-Type mid-batch is seen, the batch goes on')
+  t.equal(got[2]?.raw.toString('latin1'), wrong)
+  t.ok(s.busy, 'a message begun')
+  s.end()
+  t.equal(errors.length, 1, 'closed in the middle of a message')
+  s.push(Buffer.from(ok('T5')))
+  t.equal(got.length, 4, 'nothing after end()')
+
+  const r: HttpMessage[] = []
+  const rs = new HttpStream('response', { message: (m) => { r.push(m); rs.stop() }, error: (e) => errors.push(e) })
+  rs.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'))
+  t.equal(r.length, 1, 'stopped from inside its sink')
+  const bad = new HttpStream('response', { message: () => t.fail('no message'), error: (e) => errors.push(e) })
+  bad.push(Buffer.from('SSH-2.0-OpenSSH\r\n'))
+  t.match(errors[1], /^SSP_ERR_HTTP_RESPONSE: /, 'not HTTP: the error names the code')
+  t.throws(() => parseMessage('request', Buffer.from('POST / HTTP/1.1\r\n')), { code: 'SSP_ERR_HTTP_PARSE' })
 })
 
 t.test('itemId accepts the usual spellings', async (t) => {

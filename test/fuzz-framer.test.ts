@@ -30,7 +30,7 @@ import { ERRORS, isSspError, type ErrorCode } from '../src/errors.js'
 import { buildSetup, Mode, parseSetup, SetupKind, type SetupMessage } from '../src/ssp/messages.js'
 import { FramerState, RequestFramer } from '../src/wire/request-framer.js'
 import { WireServer } from '../src/wire/server.js'
-import { collectUntilClose } from './helpers/raw-client.js'
+import { collectUntilClose, frameAnswers } from './helpers/byte-client.js'
 
 const LONG = process.env.SSP_FUZZ_RUNS !== undefined
 const RUNS = LONG ? Math.max(1, Number(process.env.SSP_FUZZ_RUNS)) : 0
@@ -270,13 +270,8 @@ interface Wire { statuses: number[], codes: Array<string | undefined>, closed: b
 /** Write the pieces a turn apart, end our side (a partial request stays unanswered), read until the server closes. */
 async function sendPieces (port: number, pieces: Buffer[], guardMs: number): Promise<Wire> {
   const { raw, closed } = await collectUntilClose(port, pieces, { end: true, guardMs })
-  const statuses: number[] = []
-  const codes: Array<string | undefined> = []
-  for (const m of raw.matchAll(/HTTP\/1\.1 (\d{3})[^\r]*\r\n((?:[^\r]+\r\n)*)\r\n/g)) {
-    statuses.push(Number(m[1]))
-    codes.push(/X-SSP-Error: (\w+)/.exec(m[2] ?? '')?.[1])
-  }
-  return { statuses, codes, closed }
+  const answers = frameAnswers(raw)
+  return { statuses: answers.map((a) => a.status), codes: answers.map((a) => a.headers['x-ssp-error']), closed }
 }
 
 t.test('live WireServer: the same inputs over TCP end in the framer\'s outcome', async (t) => {

@@ -21,7 +21,7 @@ import { resolveServerOptions, type WireServerOptions } from '../src/wire/server
 import { WireServer } from '../src/wire/server.js'
 import { WireStats } from '../src/wire/stats.js'
 import { makeCerts } from './helpers/certs.js'
-import { collectUntilClose } from './helpers/raw-client.js'
+import { collectUntilClose, frameAnswers } from './helpers/byte-client.js'
 import { delay, until } from './helpers/wait.js'
 
 const CT = 'Content-Type: application/vnd.wv.ssp+xml\r\n'
@@ -30,12 +30,9 @@ function post (tid: string, body = '<m/>', extra = ''): string {
   return `POST / HTTP/1.1\r\nHost: x\r\n${CT}x-wv-transactionid: ${tid}\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
 }
 
+/** The answers in what the server sent, framed by the project's response framer. */
 function statuses (raw: string): Array<{ status: number, code: string | undefined }> {
-  const out: Array<{ status: number, code: string | undefined }> = []
-  for (const m of raw.matchAll(/HTTP\/1\.1 (\d{3})[^\r]*\r\n((?:[^\r]+\r\n)*)\r\n/g)) {
-    out.push({ status: Number(m[1]), code: /X-SSP-Error: (\w+)/.exec(m[2] ?? '')?.[1] })
-  }
-  return out
+  return frameAnswers(raw).map((a) => ({ status: a.status, code: a.headers['x-ssp-error'] }))
 }
 
 interface Teardown { teardown (fn: () => unknown): void }

@@ -16,7 +16,7 @@ import type { ServerConnection } from '../src/wire/server-connection.js'
 import type { WireServerOptions } from '../src/wire/server-options.js'
 import { WireServer } from '../src/wire/server.js'
 import { delay, until } from './helpers/wait.js'
-import { collectUntilClose } from './helpers/raw-client.js'
+import { collectUntilClose, frameAnswers } from './helpers/byte-client.js'
 
 const CT = 'Content-Type: application/vnd.wv.ssp+xml\r\n'
 
@@ -59,19 +59,9 @@ interface Exchange {
   raw: string
 }
 
+/** The answers in what the server sent, framed by the project's response framer. */
 function parseAnswers (raw: string): Answer[] {
-  const out: Answer[] = []
-  for (const block of raw.split('\r\n\r\n')) {
-    const m = /^HTTP\/1\.1 (\d{3})[^\r\n]*/.exec(block)
-    if (m === null) continue
-    const headers: Record<string, string> = {}
-    for (const line of block.split('\r\n').slice(1)) {
-      const i = line.indexOf(':')
-      if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim()
-    }
-    out.push({ status: Number(m[1]), headers })
-  }
-  return out
+  return frameAnswers(raw).map((a) => ({ status: a.status, headers: a.headers }))
 }
 
 /** Send `pieces` (one write each, `gapMs` apart) and collect everything until the server closes. */

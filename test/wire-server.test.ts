@@ -15,11 +15,11 @@ import type { SspRequest } from '../src/wire/request.js'
 import { WireServer } from '../src/wire/server.js'
 import { makeCerts } from './helpers/certs.js'
 import { randomPieces } from './helpers/framer-run.js'
-import { delay, RawClient, until, type RawAnswer } from './helpers/raw-client.js'
+import { delay, ByteClient, until, type ByteAnswer } from './helpers/byte-client.js'
 import { startServer, type ConnSpy, type TestServer } from './helpers/server.js'
 import { pipeline, post, tids } from './helpers/ssp-requests.js'
 
-const statuses = (a: RawAnswer[]): number[] => a.map((x) => x.status)
+const statuses = (a: ByteAnswer[]): number[] => a.map((x) => x.status)
 const ACK_TEXT = ACK.toString('latin1')
 
 /** Every read produced at most one socket write, and no write happened outside a read. */
@@ -541,7 +541,7 @@ function tinyPipeline (n: number): Buffer {
 }
 
 /** Send requests on a connection whose client never reads, until the server pauses reading (bounded). */
-async function fillUntilPaused (s: TestServer, c: RawClient): Promise<{ spy: ConnSpy, sent: number }> {
+async function fillUntilPaused (s: TestServer, c: ByteClient): Promise<{ spy: ConnSpy, sent: number }> {
   c.countOnly = true
   c.socket.pause()
   const batch = tinyPipeline(4000)
@@ -705,7 +705,7 @@ t.test('TLS', async (t) => {
   await t.test('server certificate', async (t) => {
     const s = await startServer(t, { tls: { cert: certs.serverCert, key: certs.serverKey } })
     t.ok(s.server.secure)
-    const c = await RawClient.connectTls(s.port, { ca: certs.ca, servername: 'localhost' })
+    const c = await ByteClient.connectTls(s.port, { ca: certs.ca, servername: 'localhost' })
     t.teardown(() => c.destroy())
     c.write(pipeline(16))
     await c.waitAnswers(16)
@@ -718,9 +718,9 @@ t.test('TLS', async (t) => {
 
     // without a client certificate: refused (during the handshake, or right after it with TLS 1.3)
     let refused = false
-    let noCert: RawClient | undefined
+    let noCert: ByteClient | undefined
     try {
-      noCert = await RawClient.connectTls(s.port, { ca: certs.ca, servername: 'localhost' })
+      noCert = await ByteClient.connectTls(s.port, { ca: certs.ca, servername: 'localhost' })
     } catch {
       refused = true
     }
@@ -735,7 +735,7 @@ t.test('TLS', async (t) => {
     t.same(s.handled, [], 'nothing handed over')
     await until(() => (s.server.getStats().errors.SSP_ERR_TLS ?? 0) >= 1, 'TLS failure counted')
 
-    const c = await RawClient.connectTls(s.port, { ca: certs.ca, servername: 'localhost', cert: certs.clientCert, key: certs.clientKey })
+    const c = await ByteClient.connectTls(s.port, { ca: certs.ca, servername: 'localhost', cert: certs.clientCert, key: certs.clientKey })
     t.teardown(() => c.destroy())
     c.write(pipeline(2))
     await c.waitAnswers(2)
@@ -787,7 +787,7 @@ t.test('graceful close', async (t) => {
     t.ok(c.ended, 'the connection was ended')
     await delay(100)
     t.notOk(closed, 'close() still waits: two requests held by the application')
-    await t.rejects(RawClient.connect(s.port), 'no longer accepting')
+    await t.rejects(ByteClient.connect(s.port), 'no longer accepting')
     h.resolvers.shift()!()
     await delay(50)
     t.notOk(closed, 'still one held')

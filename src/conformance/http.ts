@@ -1,20 +1,23 @@
 /**
- * Raw HTTP/1.1 for the conformance lab and its deliberately broken servers.
+ * HTTP/1.1 for the conformance lab and its deliberately broken servers.
  *
  * The lab must see every byte the system under test (SUT) sends and must be
  * free to send bytes the engine's own client refuses to write (a wrong
  * Content-Type in the middle of a pipelined batch, an answer with a body).
- * So it does not use WireClient/WireServer: it frames messages with the same
- * llhttp build (`../wire/llhttp.js`), keeps each message's exact bytes, and
- * answers whatever the caller decides.
+ * So it does not use WireClient/WireServer, but it frames with their framers
+ * (../wire/request-framer.ts, ../wire/response-framer.ts) in observe mode
+ * (../wire/observed.ts): a message the engine would refuse is reported, with
+ * the code the engine would have refused it with, instead of ending the
+ * stream, and every message comes with its exact bytes.
  *
  *  - `HttpStream`: bytes in, one `HttpMessage` (raw bytes, start line, headers
- *    as received, body) per request or response out. Message boundaries come
- *    from pausing llhttp at the end of each message.
- *  - `RawClient`: one outbound connection; `send` writes a batch of requests in
- *    one write and resolves with their responses, matched in order.
- *  - `RawListener`: a listening socket; every request is handed to a callback
- *    that returns the answer bytes, written in request order.
+ *    as received, body) per request or response out.
+ *  - `buildPost`: an SSP POST as bytes, laid out as the engine's client writes
+ *    one (../wire/request-head.ts), with any header left out or added.
+ *  - `ProbeClient`: one outbound connection; `send` writes a batch of requests
+ *    in one write and resolves with their responses, matched in order.
+ *  - `ProbeListener`: a listening socket; every request is handed to a
+ *    callback that returns the answer bytes, written in request order.
  *
  * Everything is bounded: message sizes (head and body limits), waits
  * (timeouts), and loops (each turn consumes input or stops).
@@ -22,28 +25,18 @@
 import * as net from 'node:net'
 import * as tls from 'node:tls'
 import type { AddressInfo } from 'node:net'
-import { createError } from '../errors.js'
-import { LL, Parser, type ParserCallbacks } from '../wire/llhttp.js'
+import { createError, type ErrorCode } from '../errors.js'
+import type { ObservedMessage } from '../wire/observed.js'
+import { RequestFramer } from '../wire/request-framer.js'
+import { postHeadStart } from '../wire/request-head.js'
+import { ResponseFramer } from '../wire/response-framer.js'
 
-export interface HttpMessage {
-  /** The message exactly as it travelled, start line to the last body byte. */
-  readonly raw: Buffer
-  /** Request line or status line. */
-  readonly startLine: string
-  /** Request method (requests only). */
-  readonly method: string | undefined
-  /** Request target (requests only). */
-  readonly target: string | undefined
-  /** Status code (responses only). */
-  readonly status: number | undefined
-  /** `1.1`, `1.0`. */
-  readonly version: string
-  /** Header lines in order, names as sent, values without surrounding blanks. */
-  readonly headers: ReadonlyArray<readonly [string, string]>
-  /** Body after de-chunking. */
-  readonly body: Buffer
-  readonly keepAlive: boolean
-}
+/**
+ * One request or response as it travelled (see ObservedMessage): `raw`,
+ * `startLine`, `headers` in order, de-chunked `body`, and `refusal`, the code
+ * the engine's strict framer would have refused it with (undefined: accepted).
+ */
+export type HttpMessage = ObservedMessage
 
 /** First value of a header (case-insensitive name), or undefined. */
 export function header (m: HttpMessage, name: string): string | undefined {
@@ -69,175 +62,111 @@ export interface StreamSink {
 export interface StreamLimits {
   maxHeadBytes: number
   maxBodyBytes: number
+  /** Header lines per message. Default 1024. */
+  maxHeaderCount?: number
 }
 
 const DEFAULT_LIMITS: StreamLimits = { maxHeadBytes: 64 * 1024, maxBodyBytes: 4 * 1024 * 1024 }
-const EMPTY = Buffer.alloc(0)
 
-/** Frames a byte stream into HTTP messages, keeping each message's exact bytes. */
-export class HttpStream implements ParserCallbacks {
-  private readonly parser: Parser
+const noop = (): void => undefined
+
+/**
+ * Frames a byte stream into HTTP messages with the engine's framers in
+ * observe mode. Requests are judged as the strict server judges them (Host
+ * required), responses as the client does; the judgement is the message's
+ * `refusal`, never a stop.
+ */
+export class HttpStream {
   private readonly sink: StreamSink
-  private readonly limits: StreamLimits
-  private readonly kind: 'request' | 'response'
-  private chunk: Buffer = EMPTY
-  /** Bytes of the current message seen in earlier chunks. */
-  private pending: Buffer[] = []
-  private headers: Array<[string, string]> = []
-  private last: 0 | 1 | 2 = 0
-  private headBytes = 0
-  private body: Buffer[] = []
-  private bodyBytes = 0
-  private keepAlive = true
-  private finishing = false
-  private finishedOne = false
+  private readonly req: RequestFramer | undefined
+  private readonly res: ResponseFramer | undefined
   private stopped = false
-  private inMessage = false
+  private released = false
+  /** Inside push()/end(): the framer is only released once they return. */
+  private pushing = false
 
   constructor (kind: 'request' | 'response', sink: StreamSink, limits: StreamLimits = DEFAULT_LIMITS) {
-    this.kind = kind
     this.sink = sink
-    this.limits = limits
-    this.parser = new Parser(kind === 'request' ? LL.TYPE_REQUEST : LL.TYPE_RESPONSE, this)
+    if (kind === 'request') {
+      this.req = new RequestFramer({
+        onRequest: (_req, m) => this.deliver(m!),
+        onObserved: (_code, _detail, m) => this.deliver(m),
+        onReject: (code, detail) => this.fail(code, detail),
+        onMessageBegin: noop,
+        onHeadersComplete: noop
+      }, {
+        interop: false,
+        requireHost: true,
+        observe: true,
+        maxHeaderBytes: limits.maxHeadBytes,
+        maxHeaderCount: limits.maxHeaderCount ?? 1024,
+        maxBodyBytes: limits.maxBodyBytes
+      })
+    } else {
+      this.res = new ResponseFramer({
+        onResponse: (_status, _keepAlive, _location, _bodyBytes, m) => this.deliver(m!),
+        onObserved: (_code, _detail, m) => this.deliver(m),
+        onResponseError: (code, detail) => this.fail(code, detail)
+      }, { maxHeaderBytes: limits.maxHeadBytes, maxBodyBytes: limits.maxBodyBytes, observe: true })
+    }
   }
 
-  get busy (): boolean { return this.inMessage }
+  /** A message has begun and is not complete. */
+  get busy (): boolean { return (this.req ?? this.res)!.inMessage }
 
   push (chunk: Buffer): void {
-    let data = chunk
-    // Bounded: every turn either consumes the rest of `data` or a whole message (at least one byte).
-    while (!this.stopped && data.length > 0) {
-      this.chunk = data
-      const ret = this.parser.execute(data)
-      this.chunk = EMPTY
-      if (ret === LL.OK) {
-        this.pending.push(data)
-        return
-      }
-      if (ret === LL.PAUSED && !this.stopped) {
-        const off = this.parser.errorOffset()
-        this.pending.push(data.subarray(0, off))
-        this.emit()
-        // The sink may have stopped the stream (and freed the parser) from inside emit().
-        if (this.stopped) return
-        this.parser.resume()
-        if (off <= 0) return
-        data = data.subarray(off)
-        continue
-      }
-      this.fail(this.stopped ? 'stopped' : this.parser.errorReason() || `llhttp error ${ret}`)
-      return
+    if (this.stopped) return
+    this.pushing = true
+    try {
+      if (this.req !== undefined) this.req.push(chunk)
+      else this.res!.push(chunk)
+    } finally {
+      this.pushing = false
     }
+    if (this.stopped) this.release()
   }
 
   /** The peer closed: completes a response whose body runs to the end of the connection. */
   end (): void {
     if (this.stopped) return
-    this.finishing = true
-    this.finishedOne = false
-    const ret = this.parser.finish()
-    this.finishing = false
-    if (this.finishedOne) this.emit()
-    else if (ret !== LL.OK && this.inMessage) this.fail('connection closed in the middle of a message')
+    this.pushing = true
+    try {
+      if (this.res !== undefined) this.res.finish()
+      else if (this.req!.inMessage) this.fail('SSP_ERR_HTTP_PARSE', 'connection closed in the middle of a message')
+    } finally {
+      this.pushing = false
+    }
     this.stop()
   }
 
+  /** Nothing more is parsed (safe from inside the sink). */
   stop (): void {
-    if (this.stopped) return
-    this.stopped = true
-    this.parser.destroy()
-  }
-
-  private fail (reason: string): void {
-    if (this.stopped && reason === 'stopped') return
-    this.stop()
-    this.sink.error(reason)
-  }
-
-  private emit (): void {
-    const raw = Buffer.concat(this.pending)
-    this.pending = []
-    // llhttp skips CR/LF between messages; they are kept in `raw` but not in the start line.
-    let s = 0
-    while (s < raw.length && (raw[s] === 0x0d || raw[s] === 0x0a)) s++
-    const eol = raw.indexOf('\r\n', s)
-    const startLine = raw.toString('latin1', s, eol < 0 ? raw.length : eol)
-    const parts = startLine.split(' ')
-    const isReq = this.kind === 'request'
-    const version = (isReq ? parts[2] ?? '' : parts[0] ?? '').replace(/^HTTP\//, '')
-    const m: HttpMessage = {
-      raw: raw.subarray(s),
-      startLine,
-      method: isReq ? parts[0] : undefined,
-      target: isReq ? parts[1] : undefined,
-      status: isReq ? undefined : Number(parts[1]),
-      version,
-      headers: this.headers,
-      body: this.body.length === 0 ? EMPTY : Buffer.concat(this.body),
-      keepAlive: this.keepAlive
+    if (!this.stopped) {
+      this.stopped = true
+      // A request framer is stopped in place; it is released once push() returns.
+      if (this.pushing) this.req?.stop()
     }
-    this.headers = []
-    this.body = []
+    if (!this.pushing) this.release()
+  }
+
+  private release (): void {
+    if (this.released) return
+    this.released = true
+    this.req?.destroy()
+    this.res?.destroy()
+  }
+
+  /** Hand one message on; false (stop the response framer) once the sink stopped the stream. */
+  private deliver (m: HttpMessage): boolean {
+    if (this.stopped) return false
     this.sink.message(m)
+    return !this.stopped
   }
 
-  // ---------------------------------------------------------------- llhttp callbacks
-
-  onMessageBegin (): number {
-    this.inMessage = true
-    this.headers = []
-    this.last = 0
-    this.headBytes = 0
-    this.body = []
-    this.bodyBytes = 0
-    return 0
-  }
-
-  onUrl (_at: number, len: number): number { return this.countHead(len) }
-  onStatus (_at: number, len: number): number { return this.countHead(len) }
-
-  onHeaderField (at: number, len: number): number {
-    const s = this.chunk.toString('latin1', at, at + len)
-    const h = this.headers[this.headers.length - 1]
-    if (this.last === 1 && h !== undefined) h[0] += s
-    else this.headers.push([s, ''])
-    this.last = 1
-    return this.countHead(len + 4)
-  }
-
-  onHeaderValue (at: number, len: number): number {
-    const h = this.headers[this.headers.length - 1]
-    if (h !== undefined) h[1] += this.chunk.toString('latin1', at, at + len)
-    this.last = 2
-    return this.countHead(len)
-  }
-
-  onHeadersComplete (_status: number, _upgrade: boolean, keepAlive: boolean): number {
-    this.keepAlive = keepAlive
-    for (const h of this.headers) h[1] = h[1].trim()
-    return 0
-  }
-
-  onBody (at: number, len: number): number {
-    this.bodyBytes += len
-    if (this.bodyBytes > this.limits.maxBodyBytes) return LL.USER
-    this.body.push(Buffer.from(this.chunk.subarray(at, at + len)))
-    return 0
-  }
-
-  onMessageComplete (): number {
-    this.inMessage = false
-    if (this.finishing) {
-      this.finishedOne = true
-      return 0
-    }
-    // Pausing here makes execute() return with the exact end of this message.
-    return LL.PAUSED
-  }
-
-  private countHead (len: number): number {
-    this.headBytes += len
-    return this.headBytes > this.limits.maxHeadBytes ? LL.USER : 0
+  private fail (code: ErrorCode, detail: string | undefined): void {
+    if (this.stopped) return
+    this.stop()
+    this.sink.error(detail === undefined ? code : `${code}: ${detail}`)
   }
 }
 
@@ -263,12 +192,14 @@ export interface PostSpec {
   extra?: string[]
 }
 
-/** An SSP POST as bytes: request line, Host, Content-Type, the x-wv-* headers, Content-Length, body. */
+/**
+ * An SSP POST as bytes: request line, Host, Content-Type, the x-wv-* headers,
+ * any extra lines, Content-Length, body. The engine's client writes the same
+ * lines in the same order (../wire/request-head.ts); here each may be left out.
+ */
 export function buildPost (p: PostSpec): Buffer {
   const body = typeof p.body === 'string' ? Buffer.from(p.body, 'utf8') : p.body
-  const path = (p.url.pathname === '' ? '/' : p.url.pathname) + p.url.search
-  let head = `POST ${path} HTTP/1.1\r\nHost: ${p.url.host}\r\n`
-  if (p.contentType !== undefined) head += `Content-Type: ${p.contentType}\r\n`
+  let head = postHeadStart(p.url, p.contentType)
   if (p.transactionId !== undefined) head += `x-wv-transactionid: ${p.transactionId}\r\n`
   if (p.sessionId !== undefined) head += `x-wv-sessionid: ${p.sessionId}\r\n`
   for (const e of p.extra ?? []) head += `${e}\r\n`
@@ -280,14 +211,14 @@ export function buildPost (p: PostSpec): Buffer {
 // Outbound
 // ---------------------------------------------------------------------------
 
-export interface RawClientOptions {
+export interface ProbeClientOptions {
   /** Connect (and TLS handshake) must finish within this many ms. */
   connectTimeout: number
   ca?: string | Buffer
   rejectUnauthorized?: boolean
 }
 
-export interface RawResult {
+export interface ProbeResult {
   readonly request: Buffer
   /** The answer, when one came (1xx answers are skipped). */
   readonly response: HttpMessage | undefined
@@ -297,24 +228,24 @@ export interface RawResult {
 
 interface Waiting {
   request: Buffer
-  resolve: (r: RawResult) => void
+  resolve: (r: ProbeResult) => void
 }
 
 /** One outbound connection. Requests are answered in order (HTTP/1.1 pipelining). */
-export class RawClient {
+export class ProbeClient {
   readonly url: URL
   readonly secure: boolean
   /** Requests written on this connection. */
   written = 0
   closed = false
   private sock: net.Socket | undefined = undefined
-  private readonly o: RawClientOptions
+  private readonly o: ProbeClientOptions
   private readonly stream: HttpStream
   private readonly waiting: Waiting[] = []
   private failure: string | undefined = undefined
   private readonly onClose: Array<() => void> = []
 
-  constructor (url: string | URL, o: RawClientOptions) {
+  constructor (url: string | URL, o: ProbeClientOptions) {
     this.url = new URL(url)
     if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') {
       throw createError('SSP_ERR_INVALID_ARGUMENT', { message: `unsupported protocol ${this.url.protocol}` })
@@ -381,12 +312,12 @@ export class RawClient {
    * Write the requests in ONE write and resolve with one result per request,
    * in order: the answer, or why there is none ('closed', 'timeout', parse error).
    */
-  send (requests: Buffer[], timeout: number): Promise<RawResult[]> {
+  send (requests: Buffer[], timeout: number): Promise<ProbeResult[]> {
     const sock = this.sock
     if (sock === undefined || this.closed) {
       return Promise.resolve(requests.map((request) => ({ request, response: undefined, error: this.failure ?? 'closed' })))
     }
-    const promises = requests.map((request) => new Promise<RawResult>((resolve) => this.waiting.push({ request, resolve })))
+    const promises = requests.map((request) => new Promise<ProbeResult>((resolve) => this.waiting.push({ request, resolve })))
     this.written += requests.length
     sock.write(Buffer.concat(requests))
     let timer: NodeJS.Timeout | undefined
@@ -448,7 +379,7 @@ export interface Reply {
   close?: boolean
 }
 
-export interface RawListenerOptions {
+export interface ProbeListenerOptions {
   tls?: { cert: string | Buffer, key: string | Buffer }
   /** Decide the answer to one request. Called in request order, synchronously. */
   onRequest (conn: InboundConnection, m: HttpMessage): Reply
@@ -464,14 +395,14 @@ export interface RawListenerOptions {
 }
 
 /** A listening socket that answers each request with whatever `onRequest` returns. */
-export class RawListener {
+export class ProbeListener {
   readonly connections = new Set<InboundConnection>()
   private readonly server: net.Server
-  private readonly o: RawListenerOptions
+  private readonly o: ProbeListenerOptions
   private count = 0
   private base = ''
 
-  constructor (o: RawListenerOptions) {
+  constructor (o: ProbeListenerOptions) {
     this.o = o
     const onSocket = (s: net.Socket): void => this.accept(s)
     this.server = o.tls === undefined

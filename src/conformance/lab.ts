@@ -43,7 +43,7 @@ import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from '../wire/header-byt
 import { isRedirectStatus, redirectLocation } from '../wire/redirect.js'
 import { ACK, redirectReply } from '../wire/replies.js'
 import {
-  buildPost, header, parseMessage, RawClient, RawListener, type HttpMessage, type InboundConnection, type Reply
+  buildPost, header, parseMessage, ProbeClient, ProbeListener, type HttpMessage, type InboundConnection, type Reply
 } from './http.js'
 import {
   ITEM_IDS, type ConnRecord, type Exchange, type ItemId, type LabRun, type Purpose, type RedirectProbe, type SessionRecord
@@ -126,7 +126,7 @@ export function headerSessionId (s: SessionRecord): string {
 }
 
 interface LabConn {
-  readonly client: RawClient
+  readonly client: ProbeClient
   readonly rec: ConnRecord
 }
 
@@ -151,10 +151,10 @@ export class ConformanceLab {
   private readonly selected: ReadonlySet<ItemId>
   private readonly tids = new TransactionIds('LAB' + randomToken(6) + '_')
   private readonly t0 = performance.now()
-  private readonly l1: RawListener
-  private readonly l2: RawListener
+  private readonly l1: ProbeListener
+  private readonly l2: ProbeListener
   private readonly inbound = new Map<InboundConnection, ConnRecord>()
-  private readonly clients = new Set<RawClient>()
+  private readonly clients = new Set<ProbeClient>()
   private readonly waiters: Waiter[] = []
   /** Lab transaction id → the exchange that sent it (to match response halves). */
   private readonly outstanding = new Map<string, number>()
@@ -208,7 +208,7 @@ export class ConformanceLab {
       claims: new Set(o.claims ?? []),
       notes: []
     }
-    const mk = (name: string): RawListener => new RawListener({
+    const mk = (name: string): ProbeListener => new ProbeListener({
       ...(o.tls === undefined ? {} : { tls: o.tls }),
       onConnection: (c) => {
         const rec: ConnRecord = {
@@ -700,7 +700,7 @@ export class ConformanceLab {
   }
 
   private async open (url: string): Promise<LabConn> {
-    const client = new RawClient(url, {
+    const client = new ProbeClient(url, {
       connectTimeout: this.timeout,
       ...(this.o.ca === undefined ? {} : { ca: this.o.ca }),
       ...(this.o.insecure === true ? { rejectUnauthorized: false } : {})

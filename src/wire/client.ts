@@ -34,6 +34,7 @@ import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from './header-bytes.js'
 import { MAX_BUSY_POLL_MICROS, pollAfterIo } from './busy-poll.js'
 import { any, boolean, integer, object, oneOf, resolveOptions, string, type OptionSpec } from '../options-check.js'
 import { isRedirectStatus } from './redirect.js'
+import { postHeadStart } from './request-head.js'
 import { ResponseFramer, type ResponseSink } from './response-framer.js'
 
 export interface WireClientOptions {
@@ -516,8 +517,7 @@ export class WireClient extends EventEmitter {
   private setTarget (url: URL): void {
     this.target = url
     this.secure = url.protocol === 'https:'
-    const path = (url.pathname === '' ? '/' : url.pathname) + url.search
-    const prefix = `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: ${this.contentType}\r\nx-wv-transactionid: `
+    const prefix = `${postHeadStart(url, this.contentType)}x-wv-transactionid: `
     this.head = Buffer.from(prefix, 'latin1')
     this.headLen = this.head.length
   }

@@ -13,12 +13,22 @@
  * part already seen is kept as views and, at the end of the head, joined with
  * one copy; positions stay valid because the copy is exactly the head stream.
  * A body that spans reads is joined the same way, once.
+ *
+ * Observe mode (`observe: true`, observed.ts) is for the conformance lab and
+ * the test peers: a request the engine would refuse is reported to
+ * `onObserved` with its code instead of stopping the framer, and every
+ * message comes with its exact bytes, header lines and body. llhttp is then
+ * paused at the end of each head and each message, so both ends are exact.
+ * Nothing of it runs with observe mode off.
  */
 import type { ErrorCode } from '../errors.js'
 import {
   ContentType, type ContentTypeClass, classifyContentType, equalsLower, isIdBytes, isOws, parseDecimal
 } from './header-bytes.js'
 import { LL, Parser, type ParserCallbacks } from './llhttp.js'
+import {
+  Recorder, requestLineParts, startLineOf, trimmedValue, type ObservedMessage, type Refusal
+} from './observed.js'
 import { Deviation, SspRequest } from './request.js'
 
 export const FramerState = {
@@ -38,13 +48,31 @@ export interface FramerOptions {
   maxBodyBytes: number
   /** Refuse (strict) or flag (interop) a request without Host (RFC 9112 3.2). Off when absent (the framer's .md cases). */
   requireHost?: boolean
+  /**
+   * Observe mode (observed.ts): a request the engine would refuse goes to
+   * `onObserved` and parsing goes on; every message also comes whole. For the
+   * conformance lab and test peers, never for serving.
+   */
+  observe?: boolean
 }
 
 export interface FramerSink {
-  /** A request is complete. Return false to pause parsing after it. */
-  onRequest (req: SspRequest): boolean
-  /** The request at this pipeline position is refused; parsing has stopped for good. */
-  onReject (code: ErrorCode, detail: string | undefined): void
+  /**
+   * A request is complete. Return false to pause parsing after it. In observe
+   * mode `m` is the whole message.
+   */
+  onRequest (req: SspRequest, m?: ObservedMessage): boolean
+  /**
+   * The request at this pipeline position is refused; parsing has stopped for
+   * good. In observe mode `raw` holds the bytes of the unfinished message and
+   * the rest of the read it stopped in.
+   */
+  onReject (code: ErrorCode, detail: string | undefined, raw?: Buffer): void
+  /**
+   * Observe mode only (required there): a complete request the engine would
+   * have refused with `code`. Parsing goes on; return false to pause after it.
+   */
+  onObserved? (code: ErrorCode, detail: string | undefined, m: ObservedMessage): boolean
   /** A request's first byte was parsed (header timer starts). */
   onMessageBegin (): void
   /** A request's head is complete (header timer stops). */
@@ -73,6 +101,12 @@ const EXPECT_CONTINUE = 1
 const EXPECT_UNKNOWN = 2
 /** Bytes counted per header line besides name and value (": " and CRLF). */
 const LINE_OVERHEAD = 4
+/** Why llhttp was paused by a callback (beyond the sink's own pause). */
+const MARK_NONE = 0
+/** A message ended; run() measures where, then delivers it. */
+const MARK_END = 1
+/** Observe mode: a head ended. */
+const MARK_HEAD = 2
 
 export class RequestFramer implements ParserCallbacks {
   state: FramerStateValue = FramerState.RUNNING
@@ -126,11 +160,24 @@ export class RequestFramer implements ParserCallbacks {
   private lastEnd = 0
   /** A chunked request complete but not yet delivered: its end position is measured first. */
   private deferred: SspRequest | undefined = undefined
+  private mark = MARK_NONE
+
+  // ---- observe mode only (observed.ts); `rec` is undefined otherwise
+  private readonly rec: Recorder | undefined
+  private refusal: Refusal | undefined = undefined
+  private obsHeaders: Array<readonly [string, string]> = []
+  private obsVersion = ''
+  private obsBody: Buffer = EMPTY
+  private upgraded = false
 
   constructor (sink: FramerSink, opts: FramerOptions) {
     this.sink = sink
     this.opts = opts
     this.parser = new Parser(LL.TYPE_REQUEST, this)
+    if (opts.observe === true) {
+      if (sink.onObserved === undefined) throw new TypeError('observe mode needs a sink with onObserved')
+      this.rec = new Recorder()
+    }
     const n = opts.maxHeaderCount
     this.fOff = new Int32Array(n)
     this.fLen = new Int32Array(n)
@@ -169,6 +216,7 @@ export class RequestFramer implements ParserCallbacks {
     this.bodyPieces = undefined
     this.bodyChunk = EMPTY
     this.headPieces.length = 0
+    this.rec?.reset()
   }
 
   /** Stop parsing for good and release the parser. Never call from inside a callback. */
@@ -207,26 +255,36 @@ export class RequestFramer implements ParserCallbacks {
       this.headStartInChunk = 0
     }
     this.chunk = chunk
+    if (this.rec !== undefined) this.rec.rebase()
     if (this.inMessage && this.headDone) this.lastEnd = 0
     let ret = this.parser.execute(chunk)
-    while (ret === LL.PAUSED && this.deferred !== undefined) {
-      // A chunked request just ended at `pos`: its last framing run (final
-      // chunk line, trailers) is measured before the request is delivered.
+    while (ret === LL.PAUSED && this.mark !== MARK_NONE) {
       const pos = this.parser.errorOffset()
-      const req = this.deferred
-      this.deferred = undefined
-      if (this.addGap(pos - this.lastEnd)) return
-      const code = this.deliver(req)
-      if (code === LL.USER) return
-      const rest = chunk.subarray(pos)
-      if (code === LL.PAUSED) {
-        this.rest = rest
-        return
+      if (this.mark === MARK_HEAD) {
+        // Observe mode: the head ends at `pos`; parsing goes on from there.
+        this.rec!.markHead(chunk, pos)
+        this.lastEnd -= pos
+      } else {
+        // A chunked request (or any, in observe mode) just ended at `pos`: its
+        // last framing run (final chunk line, trailers) is measured before the
+        // request is delivered.
+        const req = this.deferred
+        this.deferred = undefined
+        this.mark = MARK_NONE
+        if (this.addGap(pos - this.lastEnd)) return
+        const code = this.rec === undefined ? this.deliver(req!) : this.deliverObserved(req, chunk, pos)
+        if (code === LL.USER) return
+        if (code === LL.PAUSED) {
+          this.rest = chunk.subarray(pos)
+          return
+        }
       }
+      this.mark = MARK_NONE
       this.parser.resume()
-      chunk = rest
-      this.chunk = rest
-      ret = this.parser.execute(rest)
+      chunk = chunk.subarray(pos)
+      this.chunk = chunk
+      if (this.rec !== undefined) this.rec.rebase()
+      ret = this.parser.execute(chunk)
     }
     if (ret === LL.OK) {
       // Still inside a body: the rest of this read after the last body byte is framing.
@@ -234,6 +292,7 @@ export class RequestFramer implements ParserCallbacks {
         this.addGap(chunk.length - this.lastEnd)
         this.lastEnd = chunk.length
       }
+      if (this.rec !== undefined) this.rec.endOfChunk(chunk, this.inMessage)
       return
     }
     if (this.state === FramerState.STOPPED) return
@@ -251,9 +310,24 @@ export class RequestFramer implements ParserCallbacks {
   private reject (code: ErrorCode, detail: string | undefined): number {
     if (this.state !== FramerState.STOPPED) {
       this.state = FramerState.STOPPED
-      this.sink.onReject(code, detail)
+      if (this.rec === undefined) this.sink.onReject(code, detail)
+      else this.sink.onReject(code, detail, this.rec.partial(this.chunk))
     }
     return LL.USER
+  }
+
+  /**
+   * A request the engine refuses with an answer: a stop (the caller returns
+   * LL.USER when this returns true), or in observe mode noted, the first one
+   * only (it is the one the engine would have answered), and parsing goes on.
+   */
+  private refuse (code: ErrorCode, detail: string | undefined): boolean {
+    if (this.rec === undefined) {
+      this.reject(code, detail)
+      return true
+    }
+    this.refusal ??= { code, detail }
+    return false
   }
 
   /**
@@ -357,9 +431,15 @@ export class RequestFramer implements ParserCallbacks {
       this.headPieces.length = 0
     }
 
-    if (p.httpMajor() !== 1 || p.httpMinor() !== 1) return this.reject('SSP_ERR_HTTP_VERSION', `HTTP/${p.httpMajor()}.${p.httpMinor()}`)
-    if (p.method() !== LL.METHOD_POST) return this.reject('SSP_ERR_METHOD', undefined)
-    if (upgrade) return this.reject('SSP_ERR_HTTP_PARSE', 'protocol upgrade not supported')
+    if (p.httpMajor() !== 1 || p.httpMinor() !== 1) {
+      if (this.refuse('SSP_ERR_HTTP_VERSION', `HTTP/${p.httpMajor()}.${p.httpMinor()}`)) return LL.USER
+    }
+    if (p.method() !== LL.METHOD_POST && this.refuse('SSP_ERR_METHOD', undefined)) return LL.USER
+    if (upgrade) {
+      if (this.refuse('SSP_ERR_HTTP_PARSE', 'protocol upgrade not supported')) return LL.USER
+      // Observe mode: the message is reported, then the framer stops (what follows is not HTTP/1.1).
+      this.upgraded = true
+    }
 
     const src = this.src
     const shift = this.shift
@@ -417,29 +497,30 @@ export class RequestFramer implements ParserCallbacks {
       }
     }
 
-    if (ct === ContentType.OTHER) return this.reject('SSP_ERR_CONTENT_TYPE', undefined)
+    if (ct === ContentType.OTHER && this.refuse('SSP_ERR_CONTENT_TYPE', undefined)) return LL.USER
     const interop = this.opts.interop
     if (!host && this.opts.requireHost === true) {
-      if (!interop) return this.reject('SSP_ERR_HOST_MISSING', undefined)
-      dev |= Deviation.HOST_MISSING
+      if (interop) dev |= Deviation.HOST_MISSING
+      else if (this.refuse('SSP_ERR_HOST_MISSING', undefined)) return LL.USER
     }
     if (tidOff < 0 || tidLen === 0) {
-      if (!interop) return this.reject('SSP_ERR_TRANSACTION_ID_MISSING', undefined)
-      dev |= Deviation.TRANSACTION_ID_MISSING
+      if (interop) dev |= Deviation.TRANSACTION_ID_MISSING
+      else if (this.refuse('SSP_ERR_TRANSACTION_ID_MISSING', undefined)) return LL.USER
       tidOff = -1
     } else if (!isIdBytes(src, tidOff, tidLen)) {
-      if (!interop) return this.reject('SSP_ERR_TRANSACTION_ID_INVALID', undefined)
-      dev |= Deviation.TRANSACTION_ID_GRAMMAR
+      if (interop) dev |= Deviation.TRANSACTION_ID_GRAMMAR
+      else if (this.refuse('SSP_ERR_TRANSACTION_ID_INVALID', undefined)) return LL.USER
     }
     if (sidOff >= 0 && !isIdBytes(src, sidOff, sidLen)) {
-      if (!interop) return this.reject('SSP_ERR_SESSION_ID_INVALID', undefined)
-      dev |= Deviation.SESSION_ID_GRAMMAR
+      if (interop) dev |= Deviation.SESSION_ID_GRAMMAR
+      else if (this.refuse('SSP_ERR_SESSION_ID_INVALID', undefined)) return LL.USER
     }
     if (dev !== 0 && !interop) {
       // Only a duplicate id header gets here in strict: refuse it as the id it duplicates.
-      return dupSid && !dupTid
-        ? this.reject('SSP_ERR_SESSION_ID_INVALID', 'duplicate x-wv-sessionid header')
-        : this.reject('SSP_ERR_TRANSACTION_ID_INVALID', 'duplicate x-wv-transactionid header')
+      const refused = dupSid && !dupTid
+        ? this.refuse('SSP_ERR_SESSION_ID_INVALID', 'duplicate x-wv-sessionid header')
+        : this.refuse('SSP_ERR_TRANSACTION_ID_INVALID', 'duplicate x-wv-transactionid header')
+      if (refused) return LL.USER
     }
 
     this.contentType = ct
@@ -455,10 +536,29 @@ export class RequestFramer implements ParserCallbacks {
     if (expect !== 0) {
       // RFC 9110 10.1.1: an expectation we cannot meet is refused before the body;
       // 100-continue is answered now, so the peer sends the body it holds back.
-      if (expect === EXPECT_UNKNOWN) return this.reject('SSP_ERR_EXPECTATION', undefined)
-      if (declared > 0 || chunked) this.sink.onContinue?.()
+      if (expect === EXPECT_UNKNOWN) {
+        if (this.refuse('SSP_ERR_EXPECTATION', undefined)) return LL.USER
+      } else if ((declared > 0 || chunked) && this.refusal === undefined) {
+        this.sink.onContinue?.()
+      }
     }
-    return 0
+    if (this.rec === undefined) return 0
+    return this.observeHead(src, shift)
+  }
+
+  /** Observe mode: keep the header lines and version, and pause llhttp where the head ends. */
+  private observeHead (src: Buffer, shift: number): number {
+    const list: Array<readonly [string, string]> = []
+    for (let i = 0; i < this.nHeaders; i++) {
+      const f = this.fOff[i]! + shift
+      const v = this.vOff[i]!
+      const value = v < 0 ? '' : trimmedValue(src, v + shift, v + shift + this.vLen[i]!)
+      list.push([src.toString('latin1', f, f + this.fLen[i]!), value])
+    }
+    this.obsHeaders = list
+    this.obsVersion = `${this.parser.httpMajor()}.${this.parser.httpMinor()}`
+    this.mark = MARK_HEAD
+    return LL.PAUSED
   }
 
   /** The Expect header at index i: 100-continue, or an expectation this server cannot meet. */
@@ -506,6 +606,7 @@ export class RequestFramer implements ParserCallbacks {
     }
     this.bodyPieces = undefined
     this.bodyChunk = EMPTY
+    if (this.rec !== undefined) return this.observeEnd(bodySrc, bodyAt, n)
     const shift = this.shift
     const req = new SspRequest(
       LL.METHOD_POST, this.contentType, bodySrc, bodyAt, n, this.deviations, this.keepAlive,
@@ -516,9 +617,61 @@ export class RequestFramer implements ParserCallbacks {
     if (this.chunked) {
       // Delivered by run() once the end of the message is known (see addGap).
       this.deferred = req
+      this.mark = MARK_END
       return LL.PAUSED
     }
     return this.deliver(req)
+  }
+
+  /**
+   * Observe mode: the body in its own memory, the record when the engine
+   * would accept the request; delivered by run() once llhttp, paused here,
+   * says where the message ends.
+   */
+  private observeEnd (bodySrc: Buffer, bodyAt: number, n: number): number {
+    const body = n === 0 ? EMPTY : Buffer.from(bodySrc.subarray(bodyAt, bodyAt + n))
+    this.obsBody = body
+    const shift = this.shift
+    this.deferred = this.refusal !== undefined
+      ? undefined
+      : new SspRequest(
+        LL.METHOD_POST, this.contentType, body, 0, n, this.deviations, this.keepAlive,
+        this.src, shift, this.headEnd + shift,
+        this.tidOff, this.tidLen, this.sidOff, this.sidLen
+      )
+    this.src = EMPTY
+    this.mark = MARK_END
+    return LL.PAUSED
+  }
+
+  /** Observe mode: hand the message that ended at `pos` in `chunk` to the sink. */
+  private deliverObserved (req: SspRequest | undefined, chunk: Buffer, pos: number): number {
+    const { raw, headLength } = this.rec!.finish(chunk, pos)
+    const startLine = startLineOf(raw)
+    const { method, target } = requestLineParts(startLine)
+    const refusal = this.refusal
+    const m: ObservedMessage = {
+      raw, headLength, startLine, method, target, status: undefined, version: this.obsVersion,
+      headers: this.obsHeaders, body: this.obsBody, keepAlive: this.keepAlive, refusal
+    }
+    this.refusal = undefined
+    this.obsHeaders = []
+    this.obsBody = EMPTY
+    const more = refusal === undefined ? this.sink.onRequest(req!, m) : this.sink.onObserved!(refusal.code, refusal.detail, m)
+    if (this.state === FramerState.STOPPED) return LL.USER
+    if (this.upgraded) {
+      this.upgraded = false
+      return this.reject('SSP_ERR_HTTP_PARSE', 'protocol upgrade: what follows it is not HTTP/1.1')
+    }
+    if (!this.keepAlive) {
+      this.state = FramerState.STOPPED
+      return LL.USER
+    }
+    if (!more && this.state === FramerState.RUNNING) {
+      this.state = FramerState.PAUSED
+      return LL.PAUSED
+    }
+    return 0
   }
 
   /** Hand a complete request to the sink; the llhttp code says whether parsing goes on. */

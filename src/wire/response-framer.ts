@@ -15,9 +15,17 @@
  * The sink is called from inside llhttp's `execute`: it must only record (no
  * user code, no parser calls). Returning false from `onResponse` stops parsing
  * after that response, for good.
+ *
+ * Observe mode (`observe: true`, observed.ts), for the conformance lab and
+ * the test clients: a response the engine would refuse (not HTTP/1.x) goes to
+ * `onObserved` instead of stopping the framer, every response comes whole
+ * (exact bytes, header lines, body kept), and llhttp is paused at the end of
+ * each head and each response, so the sink runs outside llhttp's execute.
+ * Nothing of it runs with observe mode off.
  */
 import type { ErrorCode } from '../errors.js'
 import { LL, Parser, type ParserCallbacks } from './llhttp.js'
+import { Recorder, startLineOf, type ObservedMessage, type Refusal } from './observed.js'
 import { isRedirectStatus } from './redirect.js'
 
 export const ResponseFramerState = {
@@ -32,17 +40,29 @@ export interface ResponseFramerOptions {
   maxHeaderBytes: number
   /** Body bytes allowed per response (they are read and discarded). */
   maxBodyBytes: number
+  /** Observe mode (observed.ts): responses the engine would refuse go to `onObserved`; every response also comes whole. */
+  observe?: boolean
 }
 
 export interface ResponseSink {
   /**
    * A response is complete (informational 1xx responses included). `location`
    * is the trimmed `Location` value, only for 3xx responses that carry one.
-   * Return false to stop parsing after this response.
+   * Return false to stop parsing after this response. In observe mode `m` is
+   * the whole response.
    */
-  onResponse (status: number, keepAlive: boolean, location: string | undefined, bodyBytes: number): boolean
-  /** The input is not a valid HTTP/1.x response stream, or a limit was exceeded. Parsing has stopped. */
-  onResponseError (code: ErrorCode, detail: string | undefined): void
+  onResponse (status: number, keepAlive: boolean, location: string | undefined, bodyBytes: number, m?: ObservedMessage): boolean
+  /**
+   * The input is not a valid HTTP/1.x response stream, or a limit was
+   * exceeded. Parsing has stopped. In observe mode `raw` holds the bytes of
+   * the unfinished response and the rest of the read it stopped in.
+   */
+  onResponseError (code: ErrorCode, detail: string | undefined, raw?: Buffer): void
+  /**
+   * Observe mode only (required there): a complete response the engine would
+   * have refused with `code`. Return false to stop parsing after it.
+   */
+  onObserved? (code: ErrorCode, detail: string | undefined, m: ObservedMessage): boolean
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -55,6 +75,10 @@ const LAST_FIELD = 1
 const LAST_VALUE = 2
 /** Bytes counted per header line besides name and value (": " and CRLF). */
 const LINE_OVERHEAD = 4
+/** Observe mode: why llhttp was paused. */
+const MARK_NONE = 0
+const MARK_END = 1
+const MARK_HEAD = 2
 
 export class ResponseFramer implements ParserCallbacks {
   state: ResponseFramerStateValue = ResponseFramerState.RUNNING
@@ -84,16 +108,34 @@ export class ResponseFramer implements ParserCallbacks {
   private capturing = false
   private location: string | undefined = undefined
 
+  // ---- observe mode only (observed.ts); `rec` is undefined otherwise
+  private readonly rec: Recorder | undefined
+  private mark = MARK_NONE
+  private refusal: Refusal | undefined = undefined
+  private obsHeaders: Array<[string, string]> = []
+  private obsHeadDone = false
+  private obsBody: Buffer[] = []
+  private obsVersion = ''
+  private upgraded = false
+
   constructor (sink: ResponseSink, opts: ResponseFramerOptions) {
     this.sink = sink
     this.maxHeaderBytes = opts.maxHeaderBytes
     this.maxBodyBytes = opts.maxBodyBytes
     this.parser = new Parser(LL.TYPE_RESPONSE, this)
+    if (opts.observe === true) {
+      if (sink.onObserved === undefined) throw new TypeError('observe mode needs a sink with onObserved')
+      this.rec = new Recorder()
+    }
   }
 
   /** Parse one read. Ignored once stopped. */
   push (chunk: Buffer): void {
     if (this.state !== ResponseFramerState.RUNNING) return
+    if (this.rec !== undefined) {
+      this.pushObserved(chunk, this.rec)
+      return
+    }
     this.chunk = chunk
     this.executing = true
     let ret: number
@@ -117,6 +159,80 @@ export class ResponseFramer implements ParserCallbacks {
   }
 
   /**
+   * Observe mode: llhttp pauses at the end of each head and each response;
+   * the response is handed over between executes, with its exact bytes.
+   * Bounded: each turn resumes after at least the head or message just ended.
+   */
+  private pushObserved (chunk: Buffer, rec: Recorder): void {
+    let data = chunk
+    rec.rebase()
+    for (;;) {
+      this.chunk = data
+      this.executing = true
+      let ret: number
+      try {
+        ret = this.parser.execute(data)
+      } finally {
+        this.executing = false
+      }
+      if (this.freeAfterExecute) {
+        this.freeAfterExecute = false
+        this.parser.destroy()
+        return
+      }
+      if (this.state !== ResponseFramerState.RUNNING) break
+      if (ret === LL.OK) {
+        rec.endOfChunk(data, this.inMessage)
+        break
+      }
+      if (ret !== LL.PAUSED || this.mark === MARK_NONE) {
+        this.fail('SSP_ERR_HTTP_RESPONSE', ret === LL.PAUSED_UPGRADE ? 'protocol upgrade (101) not supported' : this.parser.errorReason())
+        break
+      }
+      const pos = this.parser.errorOffset()
+      const mark = this.mark
+      this.mark = MARK_NONE
+      if (mark === MARK_HEAD) rec.markHead(data, pos)
+      else if (!this.deliverObserved(data, pos, rec)) break
+      this.parser.resume()
+      data = data.subarray(pos)
+      rec.rebase()
+    }
+    this.chunk = EMPTY
+  }
+
+  /** Observe mode: hand the response that ended at `pos` in `data` to the sink; false when parsing ends. */
+  private deliverObserved (data: Buffer, pos: number, rec: Recorder): boolean {
+    const { raw, headLength } = rec.finish(data, pos)
+    const refusal = this.refusal
+    const body = this.obsBody.length === 0 ? EMPTY : Buffer.concat(this.obsBody)
+    const m: ObservedMessage = {
+      raw, headLength, startLine: startLineOf(raw), method: undefined, target: undefined, status: this.status,
+      version: this.obsVersion, headers: this.obsHeaders, body, keepAlive: this.keepAlive, refusal
+    }
+    const location = this.location
+    this.location = undefined
+    this.refusal = undefined
+    this.obsHeaders = []
+    this.obsBody = []
+    const more = refusal === undefined
+      ? this.sink.onResponse(this.status, this.keepAlive, location, this.bodyBytes, m)
+      : this.sink.onObserved!(refusal.code, refusal.detail, m)
+    if (this.state !== ResponseFramerState.RUNNING) return false
+    if (this.upgraded) {
+      this.upgraded = false
+      this.chunk = data
+      this.fail('SSP_ERR_HTTP_RESPONSE', 'protocol upgrade (101): what follows it is not HTTP/1.1')
+      return false
+    }
+    if (!more || !this.keepAlive) {
+      this.state = ResponseFramerState.STOPPED
+      return false
+    }
+    return true
+  }
+
+  /**
    * The peer closed its side. Completes a response whose body runs to the end
    * of the connection; a response cut short is an error.
    */
@@ -134,6 +250,12 @@ export class ResponseFramer implements ParserCallbacks {
       this.parser.destroy()
       return
     }
+    if (ret === LL.PAUSED && this.mark === MARK_END && this.rec !== undefined) {
+      // Observe mode: a body that ran to the end of the connection is complete.
+      this.mark = MARK_NONE
+      this.deliverObserved(EMPTY, 0, this.rec)
+      return
+    }
     if (ret === LL.OK || this.state !== ResponseFramerState.RUNNING) return
     this.fail('SSP_ERR_HTTP_RESPONSE', 'connection closed in the middle of a response')
   }
@@ -148,9 +270,20 @@ export class ResponseFramer implements ParserCallbacks {
   private fail (code: ErrorCode, detail: string | undefined): number {
     if (this.state === ResponseFramerState.RUNNING) {
       this.state = ResponseFramerState.STOPPED
-      this.sink.onResponseError(code, detail)
+      if (this.rec === undefined) this.sink.onResponseError(code, detail)
+      else this.sink.onResponseError(code, detail, this.rec.partial(this.chunk))
     }
     return LL.USER
+  }
+
+  /** A response the engine refuses: a stop, or in observe mode noted (the first one) and parsing goes on. */
+  private refuse (code: ErrorCode, detail: string | undefined): boolean {
+    if (this.rec === undefined) {
+      this.fail(code, detail)
+      return true
+    }
+    this.refusal ??= { code, detail }
+    return false
   }
 
   private countHead (len: number): boolean {
@@ -172,6 +305,11 @@ export class ResponseFramer implements ParserCallbacks {
     this.fieldMatch = false
     this.capturing = false
     this.location = undefined
+    if (this.rec !== undefined) {
+      this.obsHeadDone = false
+      this.obsHeaders = []
+      this.obsBody = []
+    }
     return 0
   }
 
@@ -183,6 +321,12 @@ export class ResponseFramer implements ParserCallbacks {
   }
 
   onHeaderField (at: number, len: number): number {
+    if (this.rec !== undefined && !this.obsHeadDone) {
+      const s = this.chunk.toString('latin1', at, at + len)
+      const h = this.obsHeaders[this.obsHeaders.length - 1]
+      if (this.last === LAST_FIELD && h !== undefined) h[0] += s
+      else this.obsHeaders.push([s, ''])
+    }
     let count = len
     if (this.last !== LAST_FIELD) {
       this.last = LAST_FIELD
@@ -208,6 +352,10 @@ export class ResponseFramer implements ParserCallbacks {
   }
 
   onHeaderValue (at: number, len: number): number {
+    if (this.rec !== undefined && !this.obsHeadDone) {
+      const h = this.obsHeaders[this.obsHeaders.length - 1]
+      if (h !== undefined) h[1] += this.chunk.toString('latin1', at, at + len)
+    }
     if (this.last !== LAST_VALUE) {
       this.last = LAST_VALUE
       // The first Location header of a 3xx is kept; any other is ignored.
@@ -222,25 +370,42 @@ export class ResponseFramer implements ParserCallbacks {
 
   onHeadersComplete (status: number, upgrade: boolean, keepAlive: boolean): number {
     if (this.parser.httpMajor() !== 1) {
-      return this.fail('SSP_ERR_HTTP_RESPONSE', `HTTP/${this.parser.httpMajor()}.${this.parser.httpMinor()}`)
+      if (this.refuse('SSP_ERR_HTTP_RESPONSE', `HTTP/${this.parser.httpMajor()}.${this.parser.httpMinor()}`)) return LL.USER
     }
-    if (upgrade && status === 101) return this.fail('SSP_ERR_HTTP_RESPONSE', 'protocol upgrade (101) not supported')
+    if (upgrade && status === 101) {
+      if (this.refuse('SSP_ERR_HTTP_RESPONSE', 'protocol upgrade (101) not supported')) return LL.USER
+      // Observe mode: the response is reported, then the framer stops.
+      this.upgraded = true
+    }
     this.status = status
     this.keepAlive = keepAlive
     this.capturing = false
     if (this.location !== undefined) this.location = this.location.trim()
-    return 0
+    if (this.rec === undefined) return 0
+    // Observe mode: values without surrounding blanks (llhttp dropped the leading ones), then pause where the head ends.
+    for (const h of this.obsHeaders) h[1] = trimOws(h[1])
+    this.obsHeadDone = true
+    this.obsVersion = `${this.parser.httpMajor()}.${this.parser.httpMinor()}`
+    this.mark = MARK_HEAD
+    return LL.PAUSED
   }
 
-  onBody (_at: number, len: number): number {
+  onBody (at: number, len: number): number {
     this.bodyBytes += len
     if (this.bodyBytes > this.maxBodyBytes) return this.fail('SSP_ERR_RESPONSE_BODY_TOO_LARGE', undefined)
+    // Observe mode keeps the body, copied out of the read.
+    if (this.rec !== undefined) this.obsBody.push(Buffer.from(this.chunk.subarray(at, at + len)))
     return 0
   }
 
   onMessageComplete (): number {
     this.inMessage = false
     if (this.state !== ResponseFramerState.RUNNING) return LL.USER
+    if (this.rec !== undefined) {
+      // Delivered by pushObserved() (or finish()) once llhttp, paused here, says where the response ends.
+      this.mark = MARK_END
+      return LL.PAUSED
+    }
     const location = this.location
     this.location = undefined
     const more = this.sink.onResponse(this.status, this.keepAlive, location, this.bodyBytes)
@@ -250,6 +415,15 @@ export class ResponseFramer implements ParserCallbacks {
     }
     return 0
   }
+}
+
+/** SP / HTAB trimmed from both ends of a header value kept as a string. */
+function trimOws (v: string): string {
+  let s = 0
+  let e = v.length
+  while (s < e && (v.charCodeAt(s) === 0x20 || v.charCodeAt(s) === 0x09)) s++
+  while (e > s && (v.charCodeAt(e - 1) === 0x20 || v.charCodeAt(e - 1) === 0x09)) e--
+  return s === 0 && e === v.length ? v : v.slice(s, e)
 }
 
 /** Re-exported for older imports; the definition is redirect.ts's. */

@@ -1,7 +1,9 @@
 /**
  * A scripted HTTP/1.1 peer for WireClient tests: a plain net (or tls) server on
- * 127.0.0.1, port 0, that splits the byte stream into requests with a tiny
- * Content-Length parser and asks a script what to answer to each one.
+ * 127.0.0.1, port 0, that frames the byte stream into requests with the
+ * project's request framer in observe mode (src/conformance/http.ts
+ * HttpStream: chunked bodies too, and requests the engine would refuse are
+ * still seen) and asks a script what to answer to each one.
  *
  * Answers are written in request order per connection (a per-connection
  * promise chain), so a delayed answer delays the ones behind it, as HTTP/1.1
@@ -9,6 +11,7 @@
  */
 import * as net from 'node:net'
 import * as tls from 'node:tls'
+import { HttpStream, type HttpMessage } from '../../src/conformance/http.js'
 
 export interface SeenRequest {
   /** 1-based number of the connection it arrived on. */
@@ -23,7 +26,10 @@ export interface SeenRequest {
   headers: Record<string, string>
   /** The raw head, request line to the blank line included. */
   rawHead: string
+  /** The body, chunked framing removed. */
   body: Buffer
+  /** The whole request as framed (raw bytes, header list in order, what the strict engine would refuse it with). */
+  message: HttpMessage
   socket: net.Socket
 }
 
@@ -94,59 +100,59 @@ export async function scriptedServer (t: TeardownTarget, script: Script, opts: S
       const peer = (sock as tls.TLSSocket).getPeerCertificate()
       if (peer?.subject?.CN !== undefined) state.peerCNs.push(String(peer.subject.CN))
     }
-    let buf: Buffer = Buffer.alloc(0)
     let seq = 0
     let dead = false
     let chain: Promise<void> = Promise.resolve()
+    const onMessage = (m: HttpMessage): void => {
+      const headers: Record<string, string> = {}
+      for (const [name, v] of m.headers) {
+        const k = name.toLowerCase()
+        headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`
+      }
+      const req: SeenRequest = {
+        conn: connNo,
+        seq: seq++,
+        index: state.requests.length,
+        method: m.method ?? '',
+        path: m.target ?? '',
+        headers,
+        rawHead: m.raw.toString('latin1', 0, m.headLength),
+        body: m.body,
+        message: m,
+        socket: sock
+      }
+      state.requests.push(req)
+      if (dead) return
+      const a = script(req, state)
+      if (a === null) return
+      const spec: AnswerSpec = typeof a === 'string' || Buffer.isBuffer(a) ? { write: a } : a
+      if (spec.delay === undefined && !spec.byteByByte) {
+        // Still through the chain: an earlier delayed answer must go out first.
+        chain = chain.then(() => { apply(spec) })
+      } else {
+        chain = chain.then(async () => {
+          if (spec.delay !== undefined) await sleep(spec.delay)
+          if (spec.byteByByte && spec.write !== undefined && !dead) {
+            const bytes = Buffer.from(spec.write)
+            for (let i = 0; i < bytes.length && !dead; i++) {
+              sock.write(bytes.subarray(i, i + 1))
+              await new Promise(resolve => setImmediate(resolve))
+            }
+            apply({ ...spec, write: undefined })
+          } else {
+            apply(spec)
+          }
+        })
+      }
+      if (spec.destroy || spec.end) dead = true
+    }
+    // Not HTTP/1.1 at all (or over the stream's limits): a real server would close.
+    const stream = new HttpStream('request', { message: onMessage, error: () => { dead = true; sock.destroy() } })
     sock.on('error', () => undefined)
-    sock.on('close', () => { dead = true; state.sockets.delete(sock) })
+    sock.on('close', () => { dead = true; stream.stop(); state.sockets.delete(sock) })
     sock.on('data', (chunk: Buffer) => {
       state.bytes += chunk.length
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-      // Bounded: every iteration consumes one complete request or stops.
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n')
-        if (end < 0) return
-        const rawHead = buf.toString('latin1', 0, end + 4)
-        const lines = rawHead.slice(0, -4).split('\r\n')
-        const [method = '', path = ''] = (lines[0] ?? '').split(' ')
-        const headers: Record<string, string> = {}
-        for (const line of lines.slice(1)) {
-          const i = line.indexOf(':')
-          const k = line.slice(0, i).trim().toLowerCase()
-          const v = line.slice(i + 1).trim()
-          headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`
-        }
-        const len = Number(headers['content-length'] ?? '0')
-        if (buf.length < end + 4 + len) return
-        const body = Buffer.from(buf.subarray(end + 4, end + 4 + len))
-        buf = buf.subarray(end + 4 + len)
-        const req: SeenRequest = { conn: connNo, seq: seq++, index: state.requests.length, method, path, headers, rawHead, body, socket: sock }
-        state.requests.push(req)
-        if (dead) continue
-        const a = script(req, state)
-        if (a === null) continue
-        const spec: AnswerSpec = typeof a === 'string' || Buffer.isBuffer(a) ? { write: a } : a
-        if (spec.delay === undefined && !spec.byteByByte) {
-          // Still through the chain: an earlier delayed answer must go out first.
-          chain = chain.then(() => { apply(spec) })
-        } else {
-          chain = chain.then(async () => {
-            if (spec.delay !== undefined) await sleep(spec.delay)
-            if (spec.byteByByte && spec.write !== undefined && !dead) {
-              const bytes = Buffer.from(spec.write)
-              for (let i = 0; i < bytes.length && !dead; i++) {
-                sock.write(bytes.subarray(i, i + 1))
-                await new Promise(resolve => setImmediate(resolve))
-              }
-              apply({ ...spec, write: undefined })
-            } else {
-              apply(spec)
-            }
-          })
-        }
-        if (spec.destroy || spec.end) dead = true
-      }
+      stream.push(chunk)
     })
     function apply (spec: AnswerSpec): void {
       if (sock.destroyed) return

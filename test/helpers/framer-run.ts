@@ -4,6 +4,7 @@
  */
 import type { ErrorCode } from '../../src/errors.js'
 import { ContentType } from '../../src/wire/header-bytes.js'
+import type { ObservedMessage } from '../../src/wire/observed.js'
 import { FramerState, RequestFramer, type FramerOptions } from '../../src/wire/request-framer.js'
 import { DEVIATION_NAMES, type SspRequest } from '../../src/wire/request.js'
 import { mulberry32 } from './fault-proxy.js'
@@ -127,4 +128,57 @@ export function randomPieces (input: Buffer, cuts: number, seed: number): Buffer
   }
   out.push(ownCopy(input.subarray(prev)))
   return out
+}
+
+export interface ObserveRun {
+  /** request lines as in FramerRun, `observed CODE` for a refusal observed, `reject CODE` for a stop, then the end line. */
+  trace: string[]
+  /** Every complete message, accepted or observed, in order. */
+  messages: ObservedMessage[]
+  /** The stop, with the bytes it was reported with. */
+  reject: { code: ErrorCode, detail: string | undefined, raw: Buffer | undefined } | undefined
+  framer: RequestFramer
+}
+
+/** Drive a RequestFramer in observe mode (the sink pauses after every message when `pausing`). */
+export function runObserving (chunks: Buffer[], o: RunOptions = {}): ObserveRun {
+  const trace: string[] = []
+  const messages: ObservedMessage[] = []
+  let reject: ObserveRun['reject']
+  const pausing = o.pausing === true
+  const framer = new RequestFramer({
+    onRequest (req, m) {
+      if (m === undefined) throw new Error('observe mode: onRequest without its message')
+      messages.push(m)
+      trace.push(requestLine(req))
+      return !pausing
+    },
+    onObserved (code, _detail, m) {
+      messages.push(m)
+      trace.push(`observed ${code}`)
+      return !pausing
+    },
+    onReject (code, detail, raw) {
+      reject = { code, detail, raw }
+      trace.push(`reject ${code}`)
+    },
+    onMessageBegin () {},
+    onHeadersComplete () {}
+  }, {
+    interop: o.interop ?? false,
+    maxHeaderBytes: o.maxHeaderBytes ?? FRAMER_DEFAULTS.maxHeaderBytes,
+    maxHeaderCount: o.maxHeaderCount ?? FRAMER_DEFAULTS.maxHeaderCount,
+    maxBodyBytes: o.maxBodyBytes ?? FRAMER_DEFAULTS.maxBodyBytes,
+    requireHost: o.requireHost === true,
+    observe: true
+  })
+  for (const c of chunks) {
+    framer.push(c)
+    for (let guard = 0; framer.state === FramerState.PAUSED; guard++) {
+      if (guard > 100_000) throw new Error('framer does not make progress while pausing')
+      framer.resume()
+    }
+  }
+  trace.push(framer.state === FramerState.STOPPED ? 'end stopped' : framer.inMessage ? 'end partial' : 'end running')
+  return { trace, messages, reject, framer }
 }

@@ -7,7 +7,7 @@ import { WireServer } from '../../src/wire/server.js'
 import type { ServerConnection } from '../../src/wire/server-connection.js'
 import type { WireServerOptions } from '../../src/wire/server-options.js'
 import type { SspRequest } from '../../src/wire/request.js'
-import { RawClient } from './raw-client.js'
+import { ByteClient } from './byte-client.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -31,7 +31,7 @@ export interface TestServer {
   conns: ConnSpy[]
   /** Requests handed to the handler, in order, with the connection id. */
   handled: Array<{ conn: number, tid: string | undefined, sid: string | undefined, body: string, req: SspRequest }>
-  connect (): Promise<RawClient>
+  connect (): Promise<ByteClient>
 }
 
 /**
@@ -67,7 +67,7 @@ export async function startServer (t: Teardown, options: WireServerOptions = {})
       return write(...args)
     }) as typeof socket.write
   })
-  const clients: RawClient[] = []
+  const clients: ByteClient[] = []
   t.teardown(async () => {
     for (const c of clients) c.destroy()
     await server.close()
@@ -79,7 +79,7 @@ export async function startServer (t: Teardown, options: WireServerOptions = {})
     conns,
     handled,
     connect: async () => {
-      const c = await RawClient.connect(addr.port)
+      const c = await ByteClient.connect(addr.port)
       clients.push(c)
       return c
     }

@@ -25,7 +25,7 @@ import { SetupInitiator, SetupResponder, type SetupPolicy } from '../../src/ssp/
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, ContentType, classifyContentType, isIdString } from '../../src/wire/header-bytes.js'
 import { redirectLocation } from '../../src/wire/redirect.js'
 import { ACK, errorReply, redirectReply } from '../../src/wire/replies.js'
-import { buildPost, header, RawClient, RawListener, type HttpMessage, type Reply } from '../../src/conformance/http.js'
+import { buildPost, header, ProbeClient, ProbeListener, type HttpMessage, type Reply } from '../../src/conformance/http.js'
 import type { ErrorCode } from '../../src/errors.js'
 
 /** Every fault, with what the server then does wrong. */
@@ -67,7 +67,7 @@ interface Peer {
   readonly domain: string
   url: URL | undefined
   version: SspVersion
-  out: RawClient | undefined
+  out: ProbeClient | undefined
   /** Our POSTs to this peer, one after the other. */
   chain: Promise<unknown>
   requestor: Sess | undefined
@@ -84,7 +84,7 @@ export class FaultServer {
   readonly fault: Fault | undefined
   private readonly handler: (primitive: Buffer) => Buffer | string
   private readonly timeout: number
-  private readonly listener: RawListener
+  private readonly listener: ProbeListener
   private readonly peers = new Map<string, Peer>()
   private readonly pending = new Map<string, { resolve: (b: Buffer) => void, timer: NodeJS.Timeout }>()
   private readonly expecting = new Map<string, { resolve: (m: ParsedSetupMessage) => void, timer: NodeJS.Timeout }>()
@@ -103,7 +103,7 @@ export class FaultServer {
     this.handler = o.handler ?? ((b) => b)
     this.timeout = o.timeout ?? 5000
     this.policy = { domain: this.domain, timeToLive: 3600, accept: { foreignStep3Tid: true, anySessionId: true } }
-    this.listener = new RawListener({
+    this.listener = new ProbeListener({
       onRequest: (_c, m) => this.onRequest(m),
       onError: () => errorReply('SSP_ERR_HTTP_PARSE'),
       ...(this.fault === 'ack-order' ? { arrange: (a: Buffer[]) => [...a].reverse() } : {})
@@ -294,7 +294,7 @@ export class FaultServer {
       for (let hop = 0; ; hop++) {
         if (peer.url === undefined) throw createError('SSP_ERR_UNKNOWN_PEER', { message: peer.domain })
         if (peer.out === undefined || peer.out.closed) {
-          const c = new RawClient(peer.url, { connectTimeout: this.timeout })
+          const c = new ProbeClient(peer.url, { connectTimeout: this.timeout })
           peer.out = c
           await c.connect()
         }

@@ -1,10 +1,13 @@
 /**
- * A raw socket client for the server tests: sends exact bytes (whole, in
- * pieces, slowly) and parses what comes back into answers (status + headers;
- * every answer this server sends has Content-Length: 0 or none).
+ * A byte-level socket client for the server tests: sends exact bytes (whole,
+ * in pieces, slowly) and frames what comes back into answers with the
+ * project's response framer in observe mode (src/conformance/http.ts
+ * HttpStream), so chunked and close-delimited answers frame as the engine
+ * frames them.
  */
 import * as net from 'node:net'
 import * as tls from 'node:tls'
+import { HttpStream, type HttpMessage } from '../../src/conformance/http.js'
 
 export interface Collected {
   /** Everything the server sent, latin1. */
@@ -50,11 +53,36 @@ export function collectUntilClose (port: number, pieces: Array<string | Buffer>,
   })
 }
 
-export interface RawAnswer {
+export interface ByteAnswer {
   status: number
+  /** The status line as sent. */
+  startLine: string
+  /** Header names lower-cased; the first value of each. */
   headers: Record<string, string>
   /** The answer's bytes. */
   raw: string
+  /** The body, chunked framing removed. */
+  body: Buffer
+}
+
+function toAnswer (m: HttpMessage): ByteAnswer {
+  const headers: Record<string, string> = {}
+  for (const [k, v] of m.headers) headers[k.toLowerCase()] ??= v
+  return { status: m.status ?? -1, startLine: m.startLine, headers, raw: m.raw.toString('latin1'), body: m.body }
+}
+
+/**
+ * Frame the bytes a server sent (e.g. `collectUntilClose(...).raw`) into its
+ * answers with the project's response framer. An answer cut short at the end
+ * is not among them; bytes that are not HTTP/1.x end the list.
+ */
+export function frameAnswers (raw: string | Buffer): ByteAnswer[] {
+  const out: ByteAnswer[] = []
+  const s = new HttpStream('response', { message: (m) => out.push(toAnswer(m)), error: () => undefined },
+    { maxHeadBytes: 64 * 1024, maxBodyBytes: 16 * 1024 * 1024 })
+  s.push(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw)
+  s.stop()
+  return out
 }
 
 /** Upper bound for any wait in the tests: a guard against hangs, never a timing assertion. */
@@ -64,9 +92,9 @@ import { delay, until } from './wait.js'
 
 export { delay, until }
 
-export class RawClient {
+export class ByteClient {
   readonly socket: net.Socket
-  readonly answers: RawAnswer[] = []
+  readonly answers: ByteAnswer[] = []
   /** Every byte received. */
   received: Buffer = Buffer.alloc(0)
   bytesReceived = 0
@@ -76,37 +104,43 @@ export class RawClient {
   error: Error | undefined = undefined
   /** Keep only counts (for very long answer streams). */
   countOnly = false
-  private pending: Buffer = Buffer.alloc(0)
+  /** Why the answers stopped framing (the stream is not HTTP/1.x), if they did. */
+  parseError: string | undefined = undefined
+  private readonly stream: HttpStream
   private readonly closedP: Promise<void>
 
   constructor (socket: net.Socket) {
     this.socket = socket
+    this.stream = new HttpStream('response', {
+      message: (m) => { this.answers.push(toAnswer(m)) },
+      error: (reason) => { this.parseError = reason }
+    }, { maxHeadBytes: 64 * 1024, maxBodyBytes: 16 * 1024 * 1024 })
     this.closedP = new Promise((resolve) => {
-      socket.on('close', () => { this.closed = true; resolve() })
+      socket.on('close', () => { this.closed = true; this.stream.stop(); resolve() })
     })
     socket.on('data', (b: Buffer) => this.onData(b))
-    socket.on('end', () => { this.ended = true })
+    socket.on('end', () => { this.ended = true; this.stream.end() })
     socket.on('error', (err) => { this.error = err })
   }
 
-  static connect (port: number, host = '127.0.0.1'): Promise<RawClient> {
+  static connect (port: number, host = '127.0.0.1'): Promise<ByteClient> {
     return new Promise((resolve, reject) => {
       const s = net.connect({ port, host })
       s.once('error', reject)
       s.once('connect', () => {
         s.off('error', reject)
-        resolve(new RawClient(s))
+        resolve(new ByteClient(s))
       })
     })
   }
 
-  static connectTls (port: number, opts: tls.ConnectionOptions): Promise<RawClient> {
+  static connectTls (port: number, opts: tls.ConnectionOptions): Promise<ByteClient> {
     return new Promise((resolve, reject) => {
       const s = tls.connect({ port, host: '127.0.0.1', ...opts })
       s.once('error', reject)
       s.once('secureConnect', () => {
         s.off('error', reject)
-        resolve(new RawClient(s))
+        resolve(new ByteClient(s))
       })
     })
   }
@@ -115,23 +149,7 @@ export class RawClient {
     this.bytesReceived += b.length
     if (this.countOnly) return
     this.received = Buffer.concat([this.received, b])
-    this.pending = this.pending.length === 0 ? b : Buffer.concat([this.pending, b])
-    for (;;) {
-      const end = this.pending.indexOf('\r\n\r\n')
-      if (end < 0) return
-      const head = this.pending.toString('latin1', 0, end)
-      const lines = head.split('\r\n')
-      const m = /^HTTP\/1\.1 (\d{3}) /.exec(lines[0] ?? '')
-      const headers: Record<string, string> = {}
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':')
-        if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim()
-      }
-      const len = Number(headers['content-length'] ?? '0')
-      if (this.pending.length < end + 4 + len) return
-      this.answers.push({ status: m === null ? -1 : Number(m[1]), headers, raw: this.pending.toString('latin1', 0, end + 4 + len) })
-      this.pending = this.pending.subarray(end + 4 + len)
-    }
+    this.stream.push(b)
   }
 
   write (b: Buffer | string): void {
@@ -148,7 +166,7 @@ export class RawClient {
   }
 
   /** Wait for at least n answers, or for the connection to close. */
-  async waitAnswers (n: number): Promise<RawAnswer[]> {
+  async waitAnswers (n: number): Promise<ByteAnswer[]> {
     await until(() => this.answers.length >= n || this.closed, `${n} answers (have ${this.answers.length})`)
     return this.answers
   }

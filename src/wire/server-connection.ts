@@ -116,8 +116,6 @@ export class ServerConnection implements FramerSink {
   private retained = 0
   private readonly settled: () => void
   private flushScheduled = false
-  /** A request of the current read was handed over to an asynchronous handler. */
-  private asyncHandOver = false
   private readonly flushLater: () => void
   /** The first socket error, published with the close event. */
   private socketError: SspError | undefined = undefined
@@ -197,15 +195,20 @@ export class ServerConnection implements FramerSink {
     this.framer.push(chunk)
     if (this.framer.retainedBytes !== this.retained) this.account()
     if (this.opts.busyPollMicros !== 0) pollAfterIo(this.opts.busyPollMicros)
-    if (!this.asyncHandOver) {
+    if (this.refusal !== undefined || this.closeAfterAcks || this.held !== undefined ||
+        this.socket.writableLength > this.opts.maxWriteBuffer) {
+      // Ending, holding or over the write budget: answer now, so the refusal,
+      // the close and the read pause are not a turn late.
       this.flush()
     } else if (!this.flushScheduled) {
-      // The application took a request of this read asynchronously: its 200s
-      // go out at the end of the event-loop turn, in one write with those of
-      // any other read of the turn, after the application's own writes of the
-      // turn (answer POSTs on its connections), so the peer is woken once for
-      // the lot. A synchronous application is answered at once (no Immediate).
-      this.asyncHandOver = false
+      // The 200s of this read go out at the end of the event-loop turn (the
+      // check phase, right after the poll phase that read them), in one write
+      // with those of any other read of the turn, after the application's own
+      // writes of the turn: the answer POSTs and next requests it wrote on its
+      // outbound connections (their flush runs on nextTick, earlier). So the
+      // peer gets everything of this turn within one writev of each other and
+      // wakes once for the lot; answering at once, before the application's
+      // writes, woke it twice per batch (bench/e2e.mjs: sleeps per transaction).
       this.flushScheduled = true
       setImmediate(this.flushLater)
     }
@@ -351,7 +354,6 @@ export class ServerConnection implements FramerSink {
       this.host.stats.handlerErrors++
     }
     if (r !== undefined && r !== null && typeof r.then === 'function') {
-      this.asyncHandOver = true
       this.inflight++
       this.host.inflight++
       // Through a native promise: a foreign thenable may call back synchronously,

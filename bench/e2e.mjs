@@ -7,6 +7,9 @@
 //   options: --depths 1,16,64 --rounds 3 --secs 1.5 --warmup 0.5 --body 380 --engines ours,ours-poll,baseline
 //            --busy-poll 200  busyPollMicros of the ours-poll engine (both nodes)
 //            --dist DIR  "ours" from another build (a patched copy of dist/), to evaluate a source change
+//            --ref DIR   add engine "ref": the same SspNodes from another build (e.g. the last commit's
+//                        dist/), measured in the same rounds as "ours"; ratios ours/ref are reported
+//            --no-floor  skip the per-round round-trip floor (bench/wake-floor.mjs batchFloorUs)
 //            --out FILE  write the JSON there instead of bench/results/ (for experiments)
 //            --profile   afterwards, run ours (--profile-engine ours-poll: with busy polling) at depth 16
 //                        with node B under --cpu-prof and print
@@ -20,7 +23,13 @@
 // settlement of its promise, measured by this harness the same way for both engines,
 // recorded per transaction in an HDR histogram (µs).
 //
+// Ceiling: before each round of a depth, the machine's round-trip floor for one depth-sized
+// batch between two sleeping processes on the same two cores is measured (wake-floor.mjs);
+// depth / floor is the most an exchange that sleeps once per batch can do, and each run's
+// tps is reported as a share of the ceiling measured in its own round.
+//
 // Engines:
+//   ref       (--ref DIR) the same as ours, from another build
 //   ours      two SspNodes (real set-up exchange, then Session traffic), client pipelineDepth = depth
 //   ours-poll the same two SspNodes with busyPollMicros (--busy-poll, default 200) on both: after
 //             their socket I/O the event loop polls instead of sleeping (src/wire/busy-poll.ts)
@@ -38,6 +47,7 @@ import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import os, { tmpdir } from 'node:os'
 import { machine as baseMachine } from './machine.mjs'
+import { batchFloorUs } from './wake-floor.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -61,6 +71,9 @@ const B_DOMAIN = 'b.example'
 const DIST = opt('dist', join(root, 'dist'))
 const { SspNode, sendMessageRequest, sendMessageResponse } = await import(join(DIST, 'index.js'))
 const { BaselineNode } = await import(join(here, 'baseline-federation.mjs'))
+const REF = opt('ref') !== undefined ? resolvePath(opt('ref')) : undefined
+const refMod = REF !== undefined ? await import(join(REF, 'index.js')) : undefined
+const NO_FLOOR = has('no-floor')
 
 /** The application handler, identical for both engines. */
 const handler = () => sendMessageResponse()
@@ -72,8 +85,9 @@ function readTls (dir) {
 
 /** Build one node of either engine. */
 async function makeNode (engine, domain, depth, tls) {
-  if (engine === 'ours' || engine === 'ours-poll') {
-    const node = new SspNode({
+  if (engine === 'ours' || engine === 'ours-poll' || engine === 'ref') {
+    const Node = engine === 'ref' ? refMod.SspNode : SspNode
+    const node = new Node({
       domain,
       resolver: false,
       handler,
@@ -143,7 +157,7 @@ function procIo (pid) {
 
 class ChildB {
   constructor (engine, depth, peerUrl, tlsDir, nodeArgs = []) {
-    const args = [...nodeArgs, self, '--node-b', '--engine', engine, '--depth', String(depth), '--busy-poll', String(BUSY_POLL), '--peer-url', peerUrl, '--dist', DIST]
+    const args = [...nodeArgs, self, '--node-b', '--engine', engine, '--depth', String(depth), '--busy-poll', String(BUSY_POLL), '--peer-url', peerUrl, '--dist', DIST, ...(REF !== undefined ? ['--ref', REF] : [])]
     if (tlsDir !== undefined) args.push('--tls', tlsDir)
     this.child = hasTaskset
       ? spawn('taskset', ['-c', process.env.SSP_BENCH_B_CORE ?? '1', process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -171,6 +185,7 @@ class ChildB {
 }
 
 let hdrBuild
+const CDF_POINTS = [0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97.5, 99, 99.5, 99.9, 99.99, 100]
 function newHist () {
   return hdrBuild({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
 }
@@ -242,6 +257,7 @@ async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeA
     const io0 = procIo(b.child.pid)
     const wB0 = procWakeups(b.child.pid)
     const wA0 = procWakeups(process.pid)
+    const ioA0 = procIo(process.pid)
     const hist = newHist()
     const cpuA0 = process.cpuUsage()
     const r = await drive(a, body, depth, secs * 1000, hist)
@@ -249,6 +265,7 @@ async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeA
     const io1 = procIo(b.child.pid)
     const wB1 = procWakeups(b.child.pid)
     const wA1 = procWakeups(process.pid)
+    const ioA1 = procIo(process.pid)
     const { stats, hrUs: statsHrUs } = await b.ask('stats')
     const tps = r.completed / r.secs
     return {
@@ -276,6 +293,10 @@ async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeA
       // Sleeps (voluntary context switches) of each event loop thread per transaction.
       bSleepsPerTx: wB0 !== null && wB1 !== null ? +((wB1 - wB0) / Math.max(1, hist.totalCount)).toFixed(3) : null,
       aSleepsPerTx: wA0 !== null && wA1 !== null ? +((wA1 - wA0) / Math.max(1, hist.totalCount)).toFixed(3) : null,
+      aReadsPerTx: ioA0 && ioA1 ? +((ioA1.r - ioA0.r) / Math.max(1, hist.totalCount)).toFixed(3) : null,
+      aWritesPerTx: ioA0 && ioA1 ? +((ioA1.w - ioA0.w) / Math.max(1, hist.totalCount)).toFixed(3) : null,
+      // The latency distribution (for the CDF chart): value at each percentile, µs.
+      cdf: CDF_POINTS.map((p) => ({ p, us: hist.getValueAtPercentile(p) })),
       bNode: stats.node,
       bWindowUs: [markHrUs, statsHrUs]
     }
@@ -313,7 +334,7 @@ async function main () {
   const warmup = Number(opt('warmup', QUICK ? 0.4 : 0.5))
   const body = sendMessageRequest(Number(opt('body', 380)))
   const protos = HTTPS_MODE ? ['http', 'https'] : ['http']
-  const engines = String(opt('engines', HTTPS_MODE ? 'ours,baseline' : 'ours,ours-poll,baseline')).split(',')
+  const engines = String(opt('engines', HTTPS_MODE ? 'ours,baseline' : `${REF !== undefined ? 'ref,' : ''}ours,ours-poll,baseline`)).split(',')
   const tlsDir = HTTPS_MODE ? makeCert() : undefined
   const machineInfo = machine() // before pinning (availableParallelism follows the affinity mask)
 
@@ -331,11 +352,19 @@ async function main () {
         const k = round % order.length
         order = [...order.slice(k), ...order.slice(0, k)]
         if (round % 2 === 1) order.reverse()
+        // This round's ceiling: the sleeping round-trip floor of one depth-sized batch, now.
+        const floorUs = NO_FLOOR || !hasTaskset ? null : +(await batchFloorUs({ depth, trips: 600 })).toFixed(1)
+        const ceilingTps = floorUs === null ? null : Math.round(depth / floorUs * 1e6)
+        if (floorUs !== null) console.error(`depth ${String(depth).padStart(2)} round ${round + 1}/${rounds} floor ${floorUs} us per batch round trip: ceiling ${ceilingTps} tx/s`)
         for (const { engine, proto } of order) {
           const r = await oneRun({ engine, depth, proto, secs, warmup, body, tlsDir })
           r.round = round + 1
+          r.floorUs = floorUs
+          r.ceilingTps = ceilingTps
+          r.ceilingShare = ceilingTps === null ? null : +(r.tps / ceilingTps).toFixed(3)
           runs.push(r)
-          console.error(`depth ${String(depth).padStart(2)} round ${round + 1}/${rounds} ${engine.padEnd(8)} ${proto.padEnd(5)}: ${String(r.tps).padStart(6)} tps  p50 ${r.p50us} us  p99 ${r.p99us} us  p99.9 ${r.p999us} us  B ${r.bCpuUsPerTx} cpu-us/tx (kernel ${Math.round(r.bKernelShare * 100)}%, ${r.bReadsPerTx} reads + ${r.bWritesPerTx} writes /tx, sleeps ${r.bSleepsPerTx}/tx)  A ${r.aCpuUsPerTx} cpu-us/tx (sleeps ${r.aSleepsPerTx}/tx)  errors ${r.errors}`)
+          const batch = (x) => x === null ? '?' : (x * depth).toFixed(2)
+          console.error(`depth ${String(depth).padStart(2)} round ${round + 1}/${rounds} ${engine.padEnd(8)} ${proto.padEnd(5)}: ${String(r.tps).padStart(6)} tps${r.ceilingShare !== null ? ` (${r.ceilingShare} of ceiling)` : ''}  p50 ${r.p50us} us  p99 ${r.p99us} us  p99.9 ${r.p999us} us  B ${r.bCpuUsPerTx} cpu-us/tx (kernel ${Math.round(r.bKernelShare * 100)}%)  A ${r.aCpuUsPerTx} cpu-us/tx  per batch of ${depth}: B ${batch(r.bSleepsPerTx)} sleeps ${batch(r.bReadsPerTx)} reads ${batch(r.bWritesPerTx)} writes, A ${batch(r.aSleepsPerTx)} sleeps ${batch(r.aReadsPerTx)} reads ${batch(r.aWritesPerTx)} writes  errors ${r.errors}`)
         }
       }
     }
@@ -360,6 +389,11 @@ async function main () {
         bWritesPerTx: r2(median(rs.map((r) => r.bWritesPerTx))),
         bSleepsPerTx: r2(median(rs.map((r) => r.bSleepsPerTx))),
         aSleepsPerTx: r2(median(rs.map((r) => r.aSleepsPerTx))),
+        aReadsPerTx: r2(median(rs.map((r) => r.aReadsPerTx))),
+        aWritesPerTx: r2(median(rs.map((r) => r.aWritesPerTx))),
+        floorUs: median(rs.map((r) => r.floorUs)),
+        ceilingTps: median(rs.map((r) => r.ceilingTps)),
+        ceilingShare: median(rs.map((r) => r.ceilingShare)),
         errors: rs.reduce((s, r) => s + r.errors, 0),
         rounds: rs.length
       }
@@ -380,11 +414,16 @@ async function main () {
       const ours = cell(pick((r) => r.depth === depth && r.engine === 'ours'))
       const oursPoll = cell(pick((r) => r.depth === depth && r.engine === 'ours-poll'))
       const baseline = cell(pick((r) => r.depth === depth && r.engine === 'baseline'))
+      const ref = cell(pick((r) => r.depth === depth && r.engine === 'ref'))
+      const vsRef = (field) => ref ? roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'ref', field) : null
       return {
         depth,
         ours,
         oursPoll,
         baseline,
+        ref,
+        // ours / ref (the other build), per round, median: the before/after of a source change
+        overRef: ref ? { tps: vsRef('tps'), p99us: vsRef('p99us'), bCpuUsPerTx: vsRef('bCpuUsPerTx'), bSleepsPerTx: vsRef('bSleepsPerTx') } : null,
         pollTpsRatio: oursPoll ? roundRatio((r) => r.depth === depth && r.engine === 'ours-poll', (r) => r.depth === depth && r.engine === 'baseline', 'tps') : null,
         pollP99Ratio: oursPoll ? roundRatio((r) => r.depth === depth && r.engine === 'ours-poll', (r) => r.depth === depth && r.engine === 'baseline', 'p99us') : null,
         tpsRatio: roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'baseline', 'tps'),
@@ -397,18 +436,34 @@ async function main () {
     const d16 = table.find((t) => t.depth === 16)
     console.log(`\nEnd-to-end SSP transactions A -> B -> A (${body.length}-byte request), ${rounds} round(s) x ${secs} s per cell; B pinned to core 1, A + load to core 0: ${hasTaskset}`)
     console.log(`${machineInfo.cpu}, ${machineInfo.nproc} CPUs, node ${process.version}\n`)
-    console.log('depth  engine     tps  (best)   p50 us   p99 us   p99.9 us   B cpu-us/tx   tps ratio (best)  p99 ratio')
+    console.log('depth  engine     tps  (best)  of ceiling   p50 us   p99 us   p99.9 us   B cpu-us/tx   B/A sleeps per batch   tps ratio (best)  p99 ratio')
     for (const t of table) {
-      for (const [name, c] of [['ours', t.ours], ['ours-poll', t.oursPoll], ['baseline', t.baseline]]) {
+      for (const [name, c] of [['ref', t.ref], ['ours', t.ours], ['ours-poll', t.oursPoll], ['baseline', t.baseline]]) {
         if (c === null) continue
-        console.log(`${String(t.depth).padStart(5)}  ${name.padEnd(9)} ${String(c.tps).padStart(7)} ${('(' + c.tpsBest + ')').padStart(8)} ${String(c.p50us).padStart(8)} ${String(c.p99us).padStart(8)} ${String(c.p999us).padStart(10)} ${String(c.bCpuUsPerTx).padStart(13)}` +
+        const perBatch = (x) => x === null ? '?' : (x * t.depth).toFixed(2)
+        console.log(`${String(t.depth).padStart(5)}  ${name.padEnd(9)} ${String(c.tps).padStart(7)} ${('(' + c.tpsBest + ')').padStart(8)} ${String(c.ceilingShare ?? '–').padStart(11)} ${String(c.p50us).padStart(8)} ${String(c.p99us).padStart(8)} ${String(c.p999us).padStart(10)} ${String(c.bCpuUsPerTx).padStart(13)} ${(perBatch(c.bSleepsPerTx) + ' / ' + perBatch(c.aSleepsPerTx)).padStart(22)}` +
           (name === 'ours' ? `   ${String(t.tpsRatio).padStart(8)}x ${('(' + t.tpsRatioBest + 'x)').padStart(7)} ${String(t.p99Ratio).padStart(9)}` : '') +
           (name === 'ours-poll' ? `   ${String(t.pollTpsRatio).padStart(8)}x ${''.padStart(7)} ${String(t.pollP99Ratio).padStart(9)}` : ''))
       }
       if (t.oursPoll !== null) console.log(`       (ours-poll: the same SspNodes with busyPollMicros ${BUSY_POLL} on both nodes)`)
+      if (t.overRef !== null) console.log(`       ours / ref (${REF}), median of per-round ratios: tps ${t.overRef.tps}x, p99 ${t.overRef.p99us}, B cpu/tx ${t.overRef.bCpuUsPerTx}, B sleeps/tx ${t.overRef.bSleepsPerTx}`)
     }
-    const met = d16 && d16.tpsRatio !== null ? d16.tpsRatio >= 10 && d16.p99Ratio <= 1 : null
-    if (d16 && met !== null) console.log(`\ntarget (depth 16: tps >= 10 x baseline, p99 no worse): ${met ? 'MET' : 'MISSED'} (tps ratio ${d16.tpsRatio}, p99 ratio ${d16.p99Ratio})`)
+    const d64 = table.find((t) => t.depth === 64)
+    // Issue 15's targets, each a ratio measured in this run.
+    const targets = {
+      ceiling: d16?.ours?.ceilingShare != null ? { depth: 16, minShare: 0.85, share: d16.ours.ceilingShare, ceilingTps: d16.ours.ceilingTps, floorUs: d16.ours.floorUs, met: d16.ours.ceilingShare >= 0.85 } : null,
+      p99VsRef: d16?.overRef != null ? { depth: 16, maxRatio: 1, ratio: d16.overRef.p99us, met: d16.overRef.p99us <= 1 } : null,
+      bCpu16: d16?.ours != null ? { depth: 16, maxUsPerTx: 3, usPerTx: d16.ours.bCpuUsPerTx, met: d16.ours.bCpuUsPerTx <= 3 } : null,
+      bCpu64: d64?.ours != null ? { depth: 64, maxUsPerTx: 2.5, usPerTx: d64.ours.bCpuUsPerTx, met: d64.ours.bCpuUsPerTx <= 2.5 } : null,
+      busyPoll: d16?.pollTpsRatio != null ? { depth: 16, busyPollMicros: BUSY_POLL, minTpsRatio: 5, tpsRatio: d16.pollTpsRatio, met: d16.pollTpsRatio >= 5 } : null
+    }
+    const say = (t, text) => { if (t !== null) console.log(`target ${text}: ${t.met ? 'MET' : 'MISSED'}`) }
+    console.log('')
+    say(targets.ceiling, `depth 16, ours >= 0.85 of the sleeping ceiling (${targets.ceiling?.ceilingTps} tx/s = 16 / ${targets.ceiling?.floorUs} us): ${targets.ceiling?.share}`)
+    say(targets.p99VsRef, `depth 16, p99 no worse than ref: ratio ${targets.p99VsRef?.ratio}`)
+    say(targets.bCpu16, `node B <= 3 cpu-us/tx at depth 16: ${targets.bCpu16?.usPerTx}`)
+    say(targets.bCpu64, `node B <= 2.5 cpu-us/tx at depth 64: ${targets.bCpu64?.usPerTx}`)
+    say(targets.busyPoll, `busy polling, depth 16, >= 5x baseline: ${targets.busyPoll?.tpsRatio}x`)
     out = {
       bench: 'e2e',
       command: `node bench/e2e.mjs ${argv.join(' ')}`.trim(),
@@ -417,13 +472,13 @@ async function main () {
         depths, rounds, secs, warmup, requestBytes: body.length,
         handler: 'sendMessageResponse() primitive (ours wraps it in the envelope), both engines',
         ...(DIST !== join(root, 'dist') ? { oursBuild: DIST } : {}),
+        ...(REF !== undefined ? { refBuild: REF } : {}),
         ours: 'two SspNodes, one connection pair (pair reuse), client pipelineDepth = depth',
         'ours-poll': `the same with busyPollMicros ${BUSY_POLL} on both nodes`,
         baseline: 'bench/baseline-federation.mjs: node:http server + undici Client (pipelining = depth, request() API, idempotent: true, blocking: false) per side'
       },
       table,
-      target: d16 && met !== null ? { depth: 16, minTpsRatio: 10, maxP99Ratio: 1, tpsRatio: d16.tpsRatio, p99Ratio: d16.p99Ratio, met } : null,
-      targetWithBusyPoll: d16 && d16.pollTpsRatio !== null ? { depth: 16, busyPollMicros: BUSY_POLL, minTpsRatio: 10, maxP99Ratio: 1, tpsRatio: d16.pollTpsRatio, p99Ratio: d16.pollP99Ratio, met: d16.pollTpsRatio >= 10 && d16.pollP99Ratio <= 1 } : null,
+      targets,
       elapsedSec: Math.round((Date.now() - t0) / 1000),
       runs
     }

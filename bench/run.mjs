@@ -173,19 +173,23 @@ const SECTIONS = {
       body: mdTable(['metric', 'this engine', 'baseline', 'ratio', 'target', 'result'], rows)
     }
   },
-  e2e (r, ceil) {
+  e2e (r) {
     const rows = []
+    const tg = r.targets ?? {}
     for (const t of r.table ?? []) {
       const d16 = t.depth === 16
-      rows.push([`depth ${t.depth}`, 'transactions/s (median of rounds)', fmt(t.ours?.tps), fmt(t.baseline?.tps), `${fmt(t.tpsRatio)}×`, d16 ? '≥ 10×' : '–', d16 ? verdict(t.tpsRatio >= 10) : '–'])
+      const d64 = t.depth === 64
+      const perBatch = (x) => x === null || x === undefined ? '–' : fmt(x * t.depth, 2)
+      rows.push([`depth ${t.depth}`, 'transactions/s (median of rounds)', fmt(t.ours?.tps), fmt(t.baseline?.tps), `${fmt(t.tpsRatio)}×`, '–', '–'])
+      if (t.ours?.ceilingShare != null) rows.push([`depth ${t.depth}`, `share of the sleeping ceiling (depth ÷ round-trip floor measured in each round: ${fmt(t.ours.ceilingTps)} tx/s)`, fmt(t.ours.ceilingShare, 2), fmt(t.baseline?.ceilingShare, 2), '–', d16 ? '≥ 0.85' : '–', d16 ? verdict(tg.ceiling?.met) : '–'])
       if (t.ours?.tpsBest !== undefined && t.ours.rounds > 1) rows.push([`depth ${t.depth}`, 'transactions/s (best round)', fmt(t.ours.tpsBest), fmt(t.baseline?.tpsBest), `${fmt(t.tpsRatioBest)}×`, '–', '–'])
-      if (t.oursPoll) rows.push([`depth ${t.depth}`, `transactions/s, busyPollMicros ${r.params?.['ours-poll']?.match(/\d+/)?.[0] ?? '?'} (opt-in)`, fmt(t.oursPoll.tps), fmt(t.baseline?.tps), `${fmt(t.pollTpsRatio)}×`, d16 ? '≥ 10×' : '–', d16 ? verdict(t.pollTpsRatio >= 10) : '–'])
-      rows.push([`depth ${t.depth}`, 'round trip p50 / p99 / p99.9 (µs)', `${fmt(t.ours?.p50us)} / ${fmt(t.ours?.p99us)} / ${fmt(t.ours?.p999us)}`, `${fmt(t.baseline?.p50us)} / ${fmt(t.baseline?.p99us)} / ${fmt(t.baseline?.p999us)}`, `p99 ${fmt(t.p99Ratio)}`, d16 ? 'p99 ≤ 1×' : '–', d16 ? verdict(t.p99Ratio <= 1) : '–'])
+      if (t.oursPoll) rows.push([`depth ${t.depth}`, `transactions/s, busyPollMicros ${r.params?.['ours-poll']?.match(/\d+/)?.[0] ?? '?'} (opt-in)`, fmt(t.oursPoll.tps), fmt(t.baseline?.tps), `${fmt(t.pollTpsRatio)}×`, d16 ? '≥ 5×' : '–', d16 ? verdict(tg.busyPoll?.met) : '–'])
+      rows.push([`depth ${t.depth}`, 'round trip p50 / p99 / p99.9 (µs)', `${fmt(t.ours?.p50us)} / ${fmt(t.ours?.p99us)} / ${fmt(t.ours?.p999us)}`, `${fmt(t.baseline?.p50us)} / ${fmt(t.baseline?.p99us)} / ${fmt(t.baseline?.p999us)}`, `p99 ${fmt(t.p99Ratio)}`, '–', '–'])
       if (t.oursPoll) rows.push([`depth ${t.depth}`, 'round trip p50 / p99 / p99.9 (µs), busy polling', `${fmt(t.oursPoll.p50us)} / ${fmt(t.oursPoll.p99us)} / ${fmt(t.oursPoll.p999us)}`, '', `p99 ${fmt(t.pollP99Ratio)}`, '–', '–'])
-      rows.push([`depth ${t.depth}`, 'node B CPU per transaction (µs)', fmt(t.ours?.bCpuUsPerTx), fmt(t.baseline?.bCpuUsPerTx), fmt(t.bCpuRatio), '–', '–'])
-      if (t.ours?.bReadsPerTx !== undefined) rows.push([`depth ${t.depth}`, 'node B read + write syscalls per transaction', `${fmt(t.ours?.bReadsPerTx)} + ${fmt(t.ours?.bWritesPerTx)}`, `${fmt(t.baseline?.bReadsPerTx)} + ${fmt(t.baseline?.bWritesPerTx)}`, '–', '–', '–'])
-      if (d16 && ceil?.depth === 16 && t.baseline?.tps !== undefined) rows.push([`depth ${t.depth}`, 'one batch per sleeping round trip (depth ÷ floor, section 0)', `${fmt(ceil.e2eTxPerSec)} tx/s`, `10× baseline: ${fmt(10 * t.baseline.tps)} tx/s`, `${fmt(10 * t.baseline.tps / ceil.e2eTxPerSec)}× that rate`, '–', '–'])
-      if (t.ours?.aSleepsPerTx !== undefined) rows.push([`depth ${t.depth}`, 'event-loop sleeps per transaction, A / B', `${fmt(t.ours?.aSleepsPerTx, 3)} / ${fmt(t.ours?.bSleepsPerTx, 3)}`, `${fmt(t.baseline?.aSleepsPerTx, 3)} / ${fmt(t.baseline?.bSleepsPerTx, 3)}`, '–', '–', '–'])
+      rows.push([`depth ${t.depth}`, 'node B CPU per transaction (µs)', fmt(t.ours?.bCpuUsPerTx), fmt(t.baseline?.bCpuUsPerTx), fmt(t.bCpuRatio), d16 ? '≤ 3' : d64 ? '≤ 2.5' : '–', d16 ? verdict(tg.bCpu16?.met) : d64 ? verdict(tg.bCpu64?.met) : '–'])
+      if (t.ours?.bReadsPerTx !== undefined) rows.push([`depth ${t.depth}`, `per batch of ${t.depth}: node B sleeps / reads / writes`, `${perBatch(t.ours?.bSleepsPerTx)} / ${perBatch(t.ours?.bReadsPerTx)} / ${perBatch(t.ours?.bWritesPerTx)}`, `${perBatch(t.baseline?.bSleepsPerTx)} / ${perBatch(t.baseline?.bReadsPerTx)} / ${perBatch(t.baseline?.bWritesPerTx)}`, '–', '–', '–'])
+      if (t.ours?.aSleepsPerTx !== undefined) rows.push([`depth ${t.depth}`, `per batch of ${t.depth}: node A sleeps / reads / writes`, `${perBatch(t.ours?.aSleepsPerTx)} / ${perBatch(t.ours?.aReadsPerTx)} / ${perBatch(t.ours?.aWritesPerTx)}`, `${perBatch(t.baseline?.aSleepsPerTx)} / ${perBatch(t.baseline?.aReadsPerTx)} / ${perBatch(t.baseline?.aWritesPerTx)}`, '–', '–', '–'])
+      if (t.overRef) rows.push([`depth ${t.depth}`, `this build / ref build (${r.params?.refBuild}): tps, p99, B CPU/tx`, `${fmt(t.overRef.tps, 2)}× / ${fmt(t.overRef.p99us, 2)} / ${fmt(t.overRef.bCpuUsPerTx, 2)}`, '–', '–', d16 ? 'p99 ≤ 1' : '–', d16 ? verdict(tg.p99VsRef?.met) : '–'])
     }
     return {
       title: '4. End-to-end SSP transactions A → B → A (two SspNodes vs node:http + undici federation)',

@@ -164,5 +164,26 @@ async function main () {
   writeFileSync(join(here, 'results', 'wake-floor.json'), JSON.stringify({ machine: machine(), pinned: canPin, params: { rounds, trips, depth }, cells, ceilings }, null, 2) + '\n')
 }
 
-if (argv.includes('--echo')) echo()
-else main().catch((err) => { console.error(err); process.exit(1) })
+/**
+ * The cross-core batch floor alone (µs per round trip of one depth-`depth` batch, median
+ * of `rounds`), for another scenario to set its ceiling in its own run (bench/e2e.mjs).
+ * The echo child goes on core 1, like node B there; the caller is already on core 0.
+ */
+export async function batchFloorUs ({ depth = 16, trips = 1000, rounds = 1 } = {}) {
+  const { child, port } = await startEcho(1)
+  try {
+    await pingPong(port, depth * REQ_BYTES, depth * ACK_BYTES, 200) // warm-up
+    const vals = []
+    for (let r = 0; r < rounds; r++) vals.push(await pingPong(port, depth * REQ_BYTES, depth * ACK_BYTES, trips))
+    vals.sort((a, b) => a - b)
+    return vals[vals.length >> 1]
+  } finally {
+    child.send('exit')
+  }
+}
+
+// Run as a script (or as the echo child); imported, only batchFloorUs is used.
+if (process.argv[1] === self) {
+  if (argv.includes('--echo')) echo()
+  else main().catch((err) => { console.error(err); process.exit(1) })
+}

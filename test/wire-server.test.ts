@@ -532,6 +532,46 @@ t.test('backpressure: maxPipelineDepth per connection', async (t) => {
   h.releaseAll()
 })
 
+t.test('retain() and release(): a request held without a promise, released from inside another connection\'s parser', async (t) => {
+  const retained: ServerConnection[] = []
+  let releaseInHandler = 0
+  const s = await startServer(t, {
+    maxPipelineDepth: 2,
+    onRequest: (req, conn) => {
+      if (req.transactionId!.length < 4) {
+        conn.retain()
+        retained.push(conn)
+        return
+      }
+      // A request on connection b frees two places of connection a while b's
+      // llhttp callback is running: applied on a microtask, after the parse.
+      for (let i = 0; i < 2 && retained.length > 0; i++) {
+        retained.shift()!.release()
+        releaseInHandler++
+      }
+    }
+  })
+  const a = await s.connect()
+  a.write(pipeline(5, 0))
+  await a.waitAnswers(2)
+  await delay(50)
+  t.equal(a.answers.length, 2, 'exactly the depth acknowledged while retained')
+  t.equal(s.server.getStats().inflight, 2, 'retained requests count as in flight')
+  const b = await s.connect()
+  b.write(pipeline(1, 100))
+  await b.waitAnswers(1)
+  await a.waitAnswers(4)
+  t.equal(releaseInHandler, 2)
+  t.equal(a.answers.length, 4, 'two places freed, two more handed over')
+  b.write(pipeline(2, 101))
+  await a.waitAnswers(5)
+  t.same(statuses(a.answers), [200, 200, 200, 200, 200])
+  t.same(s.handled.filter((x) => x.tid!.length < 4).map((x) => x.tid), tids(0, 5), 'in order')
+  while (retained.length > 0) retained.shift()!.release()
+  await until(() => s.server.getStats().inflight === 0, 'all released')
+  t.equal(s.server.getStats().inflight, 0)
+})
+
 /** Smallest valid requests: most answer bytes per request byte. */
 function tinyPipeline (n: number): Buffer {
   const one = Buffer.from('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.wv.ssp+xml\r\nx-wv-transactionid: T\r\n\r\n', 'latin1')

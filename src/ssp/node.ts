@@ -125,6 +125,21 @@ class Incoming extends BodyPrimitive implements IncomingTransaction {
   }
 }
 
+/** One request being served: what its answer POST needs until the answer's 200. */
+class Served {
+  readonly session: Session
+  readonly tid: string
+  readonly conn: ServerConnection
+  answer: Buffer | string = ''
+  attempt = 0
+
+  constructor (session: Session, tid: string, conn: ServerConnection) {
+    this.session = session
+    this.tid = tid
+    this.conn = conn
+  }
+}
+
 export interface RequestOptions {
   /** Send as a notification in the session where we are the provider (the peer must have set it up). */
   notification?: boolean
@@ -454,7 +469,7 @@ export class SspNode extends EventEmitter {
       session.peer.inbound.add(conn)
     }
     const tid = req.transactionId
-    if (tid === undefined) return this.fromEnvelope(req, session)
+    if (tid === undefined) return this.fromEnvelope(req, session, conn)
     const p = this.pending.get(tid)
     if (p !== undefined && p.session.peer === session.peer) {
       this.answered(p, req.body, sid)
@@ -465,7 +480,7 @@ export class SspNode extends EventEmitter {
       this.c.lateAnswers++
       return
     }
-    return this.serve(session, tid, req.body)
+    this.serve(session, tid, req.body, conn)
   }
 
   /** No session id: a set-up message, or (interop) a POST whose ids are only in the body. */
@@ -476,7 +491,7 @@ export class SspNode extends EventEmitter {
         const session = this.sessions.get(ids.sessionId) ?? this.sessionsByPeerId.get(ids.sessionId)
         if (session !== undefined && (conn.context === session.peer || (conn.context === undefined && this.admit(conn, session.peer.domain, session.role)))) {
           this.countInterop('idsFromBody')
-          return this.fromEnvelope(req, session)
+          return this.fromEnvelope(req, session, conn)
         }
         this.c.unknownSession++
         return
@@ -499,105 +514,113 @@ export class SspNode extends EventEmitter {
    * several Transactions in one Session: every Response among them settles
    * its pending transaction; a Request is served (once, keyed by its id).
    */
-  private fromEnvelope (req: SspRequest, session: Session): void | Promise<void> {
+  private fromEnvelope (req: SspRequest, session: Session, conn: ServerConnection): void {
     const ids = peekEnvelopeIds(req.body)
     this.countInterop('transactionIdFromBody')
-    let serving: Promise<void> | undefined
+    let serving = false
     for (const t of ids.transactions) {
       if (t.transactionId === undefined) continue
       const p = this.pending.get(t.transactionId)
       if (p !== undefined && t.mode !== Mode.REQUEST) {
         this.answered(p, req.body, req.sessionId)
-      } else if (t.mode === Mode.REQUEST && serving === undefined) {
-        serving = this.serve(session, t.transactionId, req.body)
+      } else if (t.mode === Mode.REQUEST && !serving) {
+        serving = true
+        this.serve(session, t.transactionId, req.body, conn)
       }
     }
-    return serving
   }
 
   /** A new request (or notification) from the peer: hand it to the application, POST the answer back. */
-  private serve (session: Session, tid: string, body: Buffer): Promise<void> | undefined {
+  private serve (session: Session, tid: string, body: Buffer, conn: ServerConnection): void {
     if (session.recent.check(tid)) {
       // Resent after a lost 200: the application has it already.
       this.c.duplicates++
-      return undefined
+      return
     }
     const kind = session.role === Role.PROVIDER ? TransactionKind.REQUEST : TransactionKind.NOTIFICATION
     if (kind === TransactionKind.REQUEST) this.c.incomingRequests++
     else this.c.incomingNotifications++
     const handler = this.handler
-    if (handler === undefined) return undefined
+    if (handler === undefined) return
+    // The request keeps its place in the wire server's queue (maxPipelineDepth,
+    // maxInflight) until the answer's 200: retain() now, release() in served().
+    // One record per served request and no promise: a synchronous handler
+    // answers in this turn, its answer POST flushed with the others of the turn.
+    conn.retain()
     this.serving++
-    // One promise per served request (it holds the request's place in the
-    // wire server's application queue until the answer's 200); the rest is
-    // callbacks, so a synchronous handler costs no promise chain.
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.serving--
-        resolve()
-      }
-      let answer: Buffer | string | PromiseLike<Buffer | string>
-      try {
-        answer = handler(new Incoming(session, kind, tid, body))
-      } catch {
-        this.c.handlerErrors++
-        done()
-        return
-      }
-      // Anything but a Buffer or a string is the application's error: counted, no answer sent.
-      const deliver = (a: unknown): void => {
-        if (typeof a === 'string' || Buffer.isBuffer(a)) {
-          let whole: Buffer | string
-          if (this.envelope === 'node') whole = session.writer.response(tid, a)
-          else {
-            try {
-              this.checkRawIds(session, tid, a, Mode.RESPONSE)
-            } catch {
-              // Strict: an answer whose envelope names other ids than its headers is not sent.
-              this.c.handlerErrors++
-              done()
-              return
-            }
-            whole = a
-          }
-          this.postAnswer(session, tid, whole, 0, done)
-        } else {
-          this.c.handlerErrors++
-          done()
-        }
-      }
-      if (typeof answer === 'object' && answer !== null && typeof (answer as PromiseLike<unknown>).then === 'function') {
-        (answer as PromiseLike<unknown>).then(deliver, () => { this.c.handlerErrors++; done() })
-      } else {
-        deliver(answer)
-      }
-    })
-  }
-
-  /** POST the response half; `done` runs on its 200 (which is what frees the inbound request's place) or its failure. */
-  private postAnswer (session: Session, tid: string, answer: Buffer | string, attempt: number, done: () => void): void {
-    if (session.ended) {
-      this.c.answerFailures++
-      done()
+    const job = new Served(session, tid, conn)
+    let answer: Buffer | string | PromiseLike<Buffer | string>
+    try {
+      answer = handler(new Incoming(session, kind, tid, body))
+    } catch {
+      this.c.handlerErrors++
+      this.served(job)
       return
     }
-    session.pickClient().write(answer, tid, session.id, false, (err) => {
-      if (err === null) {
-        this.c.answersSent++
-        done()
-      } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && attempt < this.options.maxResends) {
-        // Lost or refused (a peer that does not know the session closes without an
-        // answer): again after a backoff, never in a tight loop.
-        this.c.unacknowledged++
-        this.c.resent++
-        const delay = resendDelay(attempt + 1)
-        if (delay === 0) this.postAnswer(session, tid, answer, attempt + 1, done)
-        else setTimeout(() => this.postAnswer(session, tid, answer, attempt + 1, done), delay).unref()
-      } else {
-        this.c.answerFailures++
-        done()
+    if (typeof answer === 'object' && answer !== null && typeof (answer as PromiseLike<unknown>).then === 'function') {
+      (answer as PromiseLike<unknown>).then((a) => { this.deliver(job, a) }, () => { this.c.handlerErrors++; this.served(job) })
+    } else {
+      this.deliver(job, answer)
+    }
+  }
+
+  /** The handler's answer: POST it (anything but a Buffer or a string is the application's error: counted, nothing sent). */
+  private deliver (job: Served, a: unknown): void {
+    if (typeof a !== 'string' && !Buffer.isBuffer(a)) {
+      this.c.handlerErrors++
+      this.served(job)
+      return
+    }
+    const session = job.session
+    if (this.envelope === 'node') {
+      job.answer = session.writer.response(job.tid, a)
+    } else {
+      try {
+        this.checkRawIds(session, job.tid, a, Mode.RESPONSE)
+      } catch {
+        // Strict: an answer whose envelope names other ids than its headers is not sent.
+        this.c.handlerErrors++
+        this.served(job)
+        return
       }
-    })
+      job.answer = a
+    }
+    this.postAnswer(job)
+  }
+
+  /** A served request is finished (answered and acknowledged, or abandoned): its place frees up. */
+  private served (job: Served): void {
+    this.serving--
+    job.conn.release()
+  }
+
+  /** POST the response half; the request is served on its 200 or on giving up. */
+  private postAnswer (job: Served): void {
+    const session = job.session
+    if (session.ended) {
+      this.c.answerFailures++
+      this.served(job)
+      return
+    }
+    session.pickClient().write(job.answer, job.tid, session.id, false, (err) => { this.answerWritten(job, err) })
+  }
+
+  private answerWritten (job: Served, err: SspError | null): void {
+    if (err === null) {
+      this.c.answersSent++
+      this.served(job)
+    } else if (err.code === 'SSP_ERR_UNACKNOWLEDGED' && job.attempt < this.options.maxResends) {
+      // Lost or refused (a peer that does not know the session closes without an
+      // answer): again after a backoff, never in a tight loop.
+      this.c.unacknowledged++
+      this.c.resent++
+      const delay = resendDelay(++job.attempt)
+      if (delay === 0) this.postAnswer(job)
+      else setTimeout(() => { this.postAnswer(job) }, delay).unref()
+    } else {
+      this.c.answerFailures++
+      this.served(job)
+    }
   }
 
   // ------------------------------------------------------------------ our transactions

@@ -115,6 +115,10 @@ export class ServerConnection implements FramerSink {
   /** This connection's share of host.bufferedBytes (the framer's retainedBytes at the last count). */
   private retained = 0
   private readonly settled: () => void
+  private readonly settledFailed: () => void
+  /** release() calls not yet applied (they run on a microtask, outside any parser). */
+  private releases = 0
+  private readonly applyReleases: () => void
   private flushScheduled = false
   private readonly flushLater: () => void
   /** The first socket error, published with the close event. */
@@ -144,6 +148,16 @@ export class ServerConnection implements FramerSink {
       if (this.held !== undefined) this.wake()
       this.host.released()
     }
+    this.settledFailed = () => {
+      this.stats.handlerErrors++
+      this.host.stats.handlerErrors++
+      this.settled()
+    }
+    this.applyReleases = () => {
+      let n = this.releases
+      this.releases = 0
+      while (n-- > 0) this.settled()
+    }
     // 'drain' alone is not enough: it only fires once writableLength crossed the
     // socket's own highWaterMark, which may be above maxWriteBuffer.
     this.written = () => { this.onDrain() }
@@ -168,6 +182,26 @@ export class ServerConnection implements FramerSink {
    */
   redirectCurrent (location: string, status: 301 | 302 | 303 | 307 | 308 = 307): void {
     this.redirect = redirectReply(status, location)
+  }
+
+  /**
+   * Keep the request being handed over (call it from inside the handler) in
+   * the application's hands until release(): it counts against
+   * maxPipelineDepth and maxInflight like a pending handler promise, without
+   * the promise. Each retain() needs exactly one release().
+   */
+  retain (): void {
+    this.inflight++
+    this.host.inflight++
+  }
+
+  /**
+   * The application is done with a retained request. Safe to call from
+   * anywhere (inside another connection's parser callback too): the place is
+   * freed on a microtask, so no parser is resumed while llhttp runs.
+   */
+  release (): void {
+    if (this.releases++ === 0) queueMicrotask(this.applyReleases)
   }
 
   /** Close now: owed answers are flushed, held requests dropped. */
@@ -360,11 +394,7 @@ export class ServerConnection implements FramerSink {
       // and settling from inside the parser's callback could resume a parser
       // (this one or another connection's) while llhttp is running.
       // Promise.resolve returns a native promise itself, at no cost.
-      Promise.resolve(r).then(this.settled, (): void => {
-        this.stats.handlerErrors++
-        this.host.stats.handlerErrors++
-        this.settled()
-      })
+      Promise.resolve(r).then(this.settled, this.settledFailed)
     }
     if (this.redirect !== undefined) {
       // A redirect answers this request and ends the connection (spec 5.5).

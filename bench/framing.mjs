@@ -176,7 +176,7 @@ async function connectionCase () {
     options: resolveServerOptions({ onRequest: () => { handled++ } }),
     stats: new WireStats(),
     now: Date.now(),
-    inflight: 0,
+    inFlight: 0,
     waitForRoom () {},
     released () {},
     connectionClosed () {}
@@ -335,7 +335,7 @@ async function sweepCost () {
   const { ServerConnection } = await import(join(dist, 'wire/server-connection.js'))
   const { resolveServerOptions } = await import(join(dist, 'wire/server-options.js'))
   const { WireStats } = await import(join(dist, 'wire/stats.js'))
-  const host = { options: resolveServerOptions({}), stats: new WireStats(), now: Date.now(), inflight: 0, waitForRoom () {}, released () {}, connectionClosed () {} }
+  const host = { options: resolveServerOptions({}), stats: new WireStats(), now: Date.now(), inFlight: 0, waitForRoom () {}, released () {}, connectionClosed () {} }
   const conns = []
   for (let i = 0; i < 10_000; i++) {
     const socket = { writableLength: 0, setNoDelay () {}, on () { return this }, write () { return true }, pause () {}, resume () {}, end () {}, destroy () {} }

@@ -23,7 +23,7 @@
 //     peer). Target (ours): < 64 KiB per pair.
 // (b) Resident memory during a flood while the application is stalled: a server
 //     whose handler never completes (ours: WireServer with onRequest returning a
-//     never-settling promise, default maxPipelineDepth/maxInflight; baseline:
+//     never-settling promise, default maxPipelineDepth/maxInFlight; baseline:
 //     node:http whose handler never answers), `--flood-conns` connections each
 //     writing pipelined 380-byte SSP POSTs as fast as the socket accepts them for
 //     `--flood-secs`. The server's RSS is sampled every 250 ms; it plateaus when
@@ -112,7 +112,7 @@ async function childFlood (engine) {
     const stalled = new Promise(() => {})
     const server = createWireServer({ onRequest: () => stalled })
     const a = await server.listen(0, '127.0.0.1')
-    count = () => { const s = server.getStats(); return { requests: s.requests, inflight: s.inflight, connectionsOpen: s.connectionsOpen } }
+    count = () => { const s = server.getStats(); return { requests: s.requests, inFlight: s.inFlight, connectionsOpen: s.connectionsOpen } }
     process.send({ port: a.port })
   } else {
     const http = await import('node:http')

@@ -75,7 +75,7 @@ function stubConnection (o: WireServerOptions): { conn: ServerConnection, socket
     options: resolveServerOptions({ onRequest: () => undefined, ...o }),
     stats: new WireStats(),
     now: 1_000_000,
-    inflight: 0,
+    inFlight: 0,
     bufferedBytes: 0,
     waitForRoom () {},
     released () {},

@@ -275,12 +275,12 @@ t.test('a peer that never reads: the server stops reading at maxWriteBuffer (byt
 
 t.test('a flood of pipelined requests while the handler is stalled: hand-over plateaus', async (t) => {
   const maxPipelineDepth = 8
-  const maxInflight = 20
+  const maxInFlight = 20
   const release: Array<() => void> = []
   let handedOver = 0
   const s = await serve(t, {
     maxPipelineDepth,
-    maxInflight,
+    maxInFlight,
     idleTimeout: 60_000,
     onRequest: () => {
       handedOver++
@@ -303,7 +303,7 @@ t.test('a flood of pipelined requests while the handler is stalled: hand-over pl
     sock.write(out)
   }
   // Bounded poll until the hand-over stops growing.
-  await until(() => handedOver >= maxInflight, 'the application queue fills')
+  await until(() => handedOver >= maxInFlight, 'the application queue fills')
   let stable = 0
   let last = -1
   for (let i = 0; i < 400 && stable < 20; i++) {
@@ -311,10 +311,10 @@ t.test('a flood of pipelined requests while the handler is stalled: hand-over pl
     stable = handedOver === last ? stable + 1 : 0
     last = handedOver
   }
-  t.equal(handedOver, maxInflight, `hand-over plateaus at maxInflight (${handedOver})`)
-  for (let c = 0; c < conns; c++) t.ok(s.conns[c]!.pending <= maxPipelineDepth, `connection ${c} holds at most maxPipelineDepth`)
+  t.equal(handedOver, maxInFlight, `hand-over plateaus at maxInFlight (${handedOver})`)
+  for (let c = 0; c < conns; c++) t.ok(s.conns[c]!.inFlight <= maxPipelineDepth, `connection ${c} holds at most maxPipelineDepth`)
   const acked = acks.reduce((x, y) => x + y, 0)
-  t.ok(acked <= maxInflight, `only handed-over requests are acknowledged (${acked})`)
+  t.ok(acked <= maxInFlight, `only handed-over requests are acknowledged (${acked})`)
   const inBefore = s.server.getStats().bytesIn
   t.ok(inBefore < conns * N * 100, 'the server stopped reading the flood')
   // Releasing the application lets everything through, in order, exactly once.

@@ -209,6 +209,26 @@ t.test('against node:http: 300 pipelined POSTs, all acknowledged, headers exactl
   t.equal(client.inFlight + client.queued, 0)
 })
 
+t.test('closing, closed and getStats(): closing from close(), closed only once the last request finished', async t => {
+  const hold: Array<() => void> = []
+  const srv = await scriptedServer(t, (req) => { hold.push(() => { req.socket.write(OK) }); return null })
+  const client = newClient(t, srv.url)
+  const sent = client.send(Buffer.from('<a/>'), { transactionId: 'T1', sessionId: 'S1' })
+  await waitFor(() => hold.length === 1)
+  t.same([client.closing, client.closed], [false, false], 'open')
+  t.equal(client.getStats().inFlight, 1, 'one in flight')
+  const closed = client.close()
+  t.same([client.closing, client.closed], [true, false], 'closing: the request in flight still runs')
+  hold.shift()!()
+  await sent
+  await closed
+  t.same([client.closing, client.closed], [true, true], 'closed after it finished')
+  const st = client.getStats()
+  t.same([st.requests, st.acknowledged, st.inFlight, st.queued], [1, 1, 0, 0])
+  st.requests = 99
+  t.equal(client.stats.requests, 1, 'getStats() is a copy')
+})
+
 t.test('request head: exact bytes, 1.2 content type, no session id, Buffer body sent uncopied', async t => {
   const srv = await scriptedServer(t, () => OK)
   const c13 = newClient(t, srv.url)

@@ -111,11 +111,11 @@ t.test('the 200 goes out when the request is handed over, not when the handler f
   await c.waitAnswers(3)
   t.same(statuses(c.answers), [200, 200, 200])
   t.equal(h.resolvers.length, 3, 'all three handler promises still pending')
-  t.equal(s.server.getStats().inflight, 3)
-  t.equal(spyOf(s).conn.pending, 3)
+  t.equal(s.server.getStats().inFlight, 3)
+  t.equal(spyOf(s).conn.inFlight, 3)
   h.releaseAll()
-  await until(() => s.server.getStats().inflight === 0, 'inflight 0')
-  t.equal(spyOf(s).conn.pending, 0)
+  await until(() => s.server.getStats().inFlight === 0, 'inFlight 0')
+  t.equal(spyOf(s).conn.inFlight, 0)
 })
 
 t.test('a handler that throws or rejects: the request stays accepted, the error is counted', async (t) => {
@@ -132,7 +132,7 @@ t.test('a handler that throws or rejects: the request stays accepted, the error 
   t.same(statuses(c.answers), [200, 200, 200], 'a 200 means accepted by the transport')
   await until(() => s.server.getStats().handlerErrors === 2, 'both counted')
   t.equal(spyOf(s).conn.stats.handlerErrors, 2)
-  t.equal(s.server.getStats().inflight, 0, 'the rejected promise released its place')
+  t.equal(s.server.getStats().inFlight, 0, 'the rejected promise released its place')
   t.notOk(c.closed, 'the connection stays open')
 })
 
@@ -319,7 +319,7 @@ t.test('a client that disconnects mid-pipeline', async (t) => {
     t.equal(s.server.getStats().unacknowledgedDropped, 1)
     t.same(s.handled.map((x) => x.tid), ['T0'])
     h.releaseAll()
-    await until(() => s.server.getStats().inflight === 0, 'handler settled after the close')
+    await until(() => s.server.getStats().inFlight === 0, 'handler settled after the close')
   })
 
   await t.test('reset in the middle of 1000 pipelined requests', async (t) => {
@@ -464,10 +464,10 @@ t.test('timeouts', async (t) => {
   })
 })
 
-t.test('backpressure: the application queue (maxInflight)', async (t) => {
+t.test('backpressure: the application queue (maxInFlight)', async (t) => {
   await t.test('one connection', async (t) => {
     const h = heldHandler()
-    const s = await startServer(t, { maxInflight: 4, onRequest: h.handler })
+    const s = await startServer(t, { maxInFlight: 4, onRequest: h.handler })
     const c = await s.connect()
     c.write(pipeline(10))
     await c.waitAnswers(4)
@@ -475,7 +475,7 @@ t.test('backpressure: the application queue (maxInflight)', async (t) => {
     const spy = spyOf(s)
     t.equal(c.answers.length, 4, 'exactly 4 acknowledged')
     t.same(s.handled.map((x) => x.tid), tids(0, 4), 'exactly 4 handed over')
-    t.equal(s.server.getStats().inflight, 4)
+    t.equal(s.server.getStats().inFlight, 4)
     t.ok(spy.conn.socket.isPaused(), 'socket reading paused')
     t.equal(spy.conn.stats.backpressurePauses, 1)
     t.equal(spy.conn.stats.requests, 5, 'the fifth is parsed and held, not acknowledged')
@@ -493,7 +493,7 @@ t.test('backpressure: the application queue (maxInflight)', async (t) => {
 
   await t.test('shared by connections', async (t) => {
     const h = heldHandler()
-    const s = await startServer(t, { maxInflight: 4, onRequest: h.handler })
+    const s = await startServer(t, { maxInFlight: 4, onRequest: h.handler })
     const a = await s.connect()
     a.write(pipeline(4, 0))
     await a.waitAnswers(4)
@@ -525,7 +525,7 @@ t.test('backpressure: maxPipelineDepth per connection', async (t) => {
   await delay(100)
   t.equal(a.answers.length, 2, 'a: exactly the depth acknowledged')
   t.equal(b.answers.length, 2, 'b: its own share, not blocked by a')
-  t.equal(s.server.getStats().inflight, 4)
+  t.equal(s.server.getStats().inFlight, 4)
   await drain(h, () => a.answers.length === 5 && b.answers.length === 5, 'both done')
   t.same(s.handled.filter((x) => x.tid!.length < 4).map((x) => x.tid), tids(0, 5))
   t.same(s.handled.filter((x) => x.tid!.length >= 4).map((x) => x.tid), tids(100, 5))
@@ -556,7 +556,7 @@ t.test('retain() and release(): a request held without a promise, released from 
   await a.waitAnswers(2)
   await delay(50)
   t.equal(a.answers.length, 2, 'exactly the depth acknowledged while retained')
-  t.equal(s.server.getStats().inflight, 2, 'retained requests count as in flight')
+  t.equal(s.server.getStats().inFlight, 2, 'retained requests count as in flight')
   const b = await s.connect()
   b.write(pipeline(1, 100))
   await b.waitAnswers(1)
@@ -568,8 +568,8 @@ t.test('retain() and release(): a request held without a promise, released from 
   t.same(statuses(a.answers), [200, 200, 200, 200, 200])
   t.same(s.handled.filter((x) => x.tid!.length < 4).map((x) => x.tid), tids(0, 5), 'in order')
   while (retained.length > 0) retained.shift()!.release()
-  await until(() => s.server.getStats().inflight === 0, 'all released')
-  t.equal(s.server.getStats().inflight, 0)
+  await until(() => s.server.getStats().inFlight === 0, 'all released')
+  t.equal(s.server.getStats().inFlight, 0)
 })
 
 /** Smallest valid requests: most answer bytes per request byte. */
@@ -835,7 +835,7 @@ t.test('graceful close', async (t) => {
     await p
     t.ok(closed)
     t.ok(closeEvent, "'close' emitted")
-    t.equal(s.server.getStats().inflight, 0)
+    t.equal(s.server.getStats().inFlight, 0)
   })
 
   await t.test('bounded by closeTimeout', async (t) => {
@@ -845,7 +845,7 @@ t.test('graceful close', async (t) => {
     c.write(pipeline(1))
     await c.waitAnswers(1)
     await s.server.close()
-    t.equal(s.server.getStats().inflight, 1, 'closed although the handler never finished')
+    t.equal(s.server.getStats().inFlight, 1, 'closed although the handler never finished')
     await c.waitClose()
     t.equal(s.server.close(), s.server.close(), 'close() is idempotent')
   })
@@ -884,7 +884,7 @@ t.test('options are validated', async (t) => {
     try { fn() } catch (err) { return isSspError(err) ? err.code : String(err) }
     return 'no error'
   }
-  t.equal(code(() => resolveServerOptions({ maxInflight: 0 })), 'SSP_ERR_INVALID_ARGUMENT')
+  t.equal(code(() => resolveServerOptions({ maxInFlight: 0 })), 'SSP_ERR_INVALID_ARGUMENT')
   t.equal(code(() => resolveServerOptions({ maxBodyBytes: 1.5 })), 'SSP_ERR_INVALID_ARGUMENT')
   t.equal(code(() => resolveServerOptions({ posture: 'lenient' as 'strict' })), 'SSP_ERR_INVALID_ARGUMENT')
   t.equal(code(() => new WireServer({ idleTimeout: -1 })), 'SSP_ERR_INVALID_ARGUMENT')

@@ -543,7 +543,7 @@ export class SspNode extends EventEmitter {
     const handler = this.handler
     if (handler === undefined) return
     // The request keeps its place in the wire server's queue (maxPipelineDepth,
-    // maxInflight) until the answer's 200: retain() now, release() in served().
+    // maxInFlight) until the answer's 200: retain() now, release() in served().
     // One record per served request and no promise: a synchronous handler
     // answers in this turn, its answer POST flushed with the others of the turn.
     conn.retain()

@@ -361,7 +361,7 @@ export class WireClient extends EventEmitter {
   private connectWaiters: Array<{ resolve: () => void, reject: (err: SspError) => void }> = []
 
   // ---- shutdown
-  private closing = false
+  private closeCalled = false
   private destroyed = false
   private closePromise: Promise<void> | undefined = undefined
   private closeResolve: (() => void) | undefined = undefined
@@ -419,11 +419,19 @@ export class WireClient extends EventEmitter {
   /** Requests waiting to be written. */
   get queued (): number { return this.queue.length - this.pendingIdx }
   get connected (): boolean { return this.state === C_CONNECTED }
-  get closed (): boolean { return this.closing }
+  /** close() or destroy() was called: no new request is taken. */
+  get closing (): boolean { return this.closeCalled }
+  /** Done: every request finished and the connection ended (or destroy()ed). */
+  get closed (): boolean { return this.destroyed }
+
+  /** A snapshot of the counters (a copy; `stats` is the live object). */
+  getStats (): WireClientStats & { inFlight: number, queued: number } {
+    return { ...this.stats, inFlight: this.inFlight, queued: this.queued }
+  }
 
   /** Open the connection now (it is otherwise opened by the first write). */
   connect (): Promise<void> {
-    if (this.closing) return Promise.reject(createError('SSP_ERR_CLIENT_CLOSED'))
+    if (this.closeCalled) return Promise.reject(createError('SSP_ERR_CLIENT_CLOSED'))
     if (this.state === C_CONNECTED) return Promise.resolve()
     return new Promise((resolve, reject) => {
       this.connectWaiters.push({ resolve, reject })
@@ -447,7 +455,7 @@ export class WireClient extends EventEmitter {
     if (sessionId !== undefined && (typeof sessionId !== 'string' || !(this.allowAnyIds ? isSafeId(sessionId) : isIdString(sessionId)))) {
       return this.reject(callback, createError('SSP_ERR_INVALID_ID', { message: 'x-wv-sessionid' }))
     }
-    if (this.closing) return this.reject(callback, createError('SSP_ERR_CLIENT_CLOSED'))
+    if (this.closeCalled) return this.reject(callback, createError('SSP_ERR_CLIENT_CLOSED'))
     const waiting = this.queue.length - this.pendingIdx
     if (waiting >= this.maxQueued) {
       this.needDrain = true
@@ -486,7 +494,7 @@ export class WireClient extends EventEmitter {
    */
   close (): Promise<void> {
     if (this.closePromise !== undefined) return this.closePromise
-    this.closing = true
+    this.closeCalled = true
     this.closePromise = new Promise<void>((resolve) => { this.closeResolve = resolve })
     this.rejectConnectWaiters(createError('SSP_ERR_CLIENT_CLOSED'))
     if (this.queue.length > this.doneIdx) {
@@ -500,7 +508,7 @@ export class WireClient extends EventEmitter {
   destroy (err?: Error): void {
     if (this.destroyed) return
     this.destroyed = true
-    this.closing = true
+    this.closeCalled = true
     if (this.backoffTimer !== undefined) { clearTimeout(this.backoffTimer); this.backoffTimer = undefined }
     if (this.closeTimer !== undefined) { clearTimeout(this.closeTimer); this.closeTimer = undefined }
     this.rejectConnectWaiters(createError('SSP_ERR_CLIENT_CLOSED'))
@@ -598,7 +606,7 @@ export class WireClient extends EventEmitter {
   }
 
   private maybeDrain (): void {
-    if (this.needDrain && !this.closing && this.queue.length - this.pendingIdx < this.queueHigh) {
+    if (this.needDrain && !this.closeCalled && this.queue.length - this.pendingIdx < this.queueHigh) {
       this.needDrain = false
       this.emit('drain')
     }
@@ -763,7 +771,7 @@ export class WireClient extends EventEmitter {
       this.runningIdx -= n
       this.pendingIdx -= n
     }
-    if (this.closing) this.maybeFinishClose()
+    if (this.closeCalled) this.maybeFinishClose()
   }
 
   /**
@@ -951,7 +959,7 @@ export class WireClient extends EventEmitter {
   }
 
   private maybeFinishClose (): void {
-    if (!this.closing || this.destroyed || this.dispatching) return
+    if (!this.closeCalled || this.destroyed || this.dispatching) return
     if (this.doneIdx < this.queue.length) return
     this.destroyed = true
     if (this.backoffTimer !== undefined) { clearTimeout(this.backoffTimer); this.backoffTimer = undefined }

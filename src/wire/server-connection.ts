@@ -19,7 +19,7 @@ import { acks, ACK, ACK_CLOSE, ACK_LEN, CONTINUE, errorReply, redirectReply } fr
 import { FramerState, RequestFramer, type FramerSink } from './request-framer.js'
 import type { SspRequest } from './request.js'
 import { pollAfterIo } from './busy-poll.js'
-import { WireStats } from './stats.js'
+import { WireStats, type WireStatsSnapshot } from './stats.js'
 
 export type Posture = 'strict' | 'interop'
 
@@ -45,7 +45,7 @@ export interface ConnectionOptions {
   readonly requestTimeout: number
   readonly idleTimeout: number
   readonly maxPipelineDepth: number
-  readonly maxInflight: number
+  readonly maxInFlight: number
   readonly maxWriteBuffer: number
   readonly lingerBytes: number
   readonly lingerTimeout: number
@@ -67,7 +67,7 @@ export interface ConnectionHost {
   readonly stats: WireStats
   /** Coarse clock (ms), advanced by the server's timeout sweep. */
   readonly now: number
-  inflight: number
+  inFlight: number
   /** Queue this connection to be woken when the application queue has room. */
   waitForRoom (conn: ServerConnection): void
   /** A held request finished: maybe wake waiting connections. */
@@ -92,7 +92,7 @@ export class ServerConnection implements FramerSink {
   private readonly opts: ConnectionOptions
   private readonly framer: RequestFramer
   /** Requests of this connection the application holds (handler promise pending). */
-  private inflight = 0
+  private inFlightCount = 0
   private held: SspRequest | undefined = undefined
   private owed = 0
   private closeAfterAcks = false
@@ -143,8 +143,8 @@ export class ServerConnection implements FramerSink {
       if (!this.closed) this.flush()
     }
     this.settled = () => {
-      this.inflight--
-      this.host.inflight--
+      this.inFlightCount--
+      this.host.inFlight--
       if (this.held !== undefined) this.wake()
       this.host.released()
     }
@@ -171,7 +171,12 @@ export class ServerConnection implements FramerSink {
   get remoteAddress (): string | undefined { return this.socket.remoteAddress }
   get remotePort (): number | undefined { return this.socket.remotePort }
   /** Requests held by the application for this connection. */
-  get pending (): number { return this.inflight }
+  get inFlight (): number { return this.inFlightCount }
+
+  /** A snapshot of this connection's counters (`stats` is the live object). */
+  getStats (): WireStatsSnapshot & { inFlight: number, bufferedBytes: number } {
+    return { ...this.stats.snapshot(), inFlight: this.inFlightCount, bufferedBytes: this.retained }
+  }
   /** Bytes of the partially received request (and paused input) this connection holds. */
   get bufferedBytes (): number { return this.retained }
 
@@ -187,12 +192,12 @@ export class ServerConnection implements FramerSink {
   /**
    * Keep the request being handed over (call it from inside the handler) in
    * the application's hands until release(): it counts against
-   * maxPipelineDepth and maxInflight like a pending handler promise, without
+   * maxPipelineDepth and maxInFlight like a pending handler promise, without
    * the promise. Each retain() needs exactly one release().
    */
   retain (): void {
-    this.inflight++
-    this.host.inflight++
+    this.inFlightCount++
+    this.host.inFlight++
   }
 
   /**
@@ -335,13 +340,13 @@ export class ServerConnection implements FramerSink {
   // ------------------------------------------------------------------ hand-over and answers
 
   private hasRoom (): boolean {
-    return this.inflight < this.opts.maxPipelineDepth && this.host.inflight < this.opts.maxInflight
+    return this.inFlightCount < this.opts.maxPipelineDepth && this.host.inFlight < this.opts.maxInFlight
   }
 
   private hold (req: SspRequest): void {
     this.held = req
     this.pauseReading(PAUSE_QUEUE)
-    if (this.host.inflight >= this.opts.maxInflight) this.host.waitForRoom(this)
+    if (this.host.inFlight >= this.opts.maxInFlight) this.host.waitForRoom(this)
   }
 
   /** Room again (called by settle or by the server): hand over the held request, parse on. */
@@ -388,8 +393,8 @@ export class ServerConnection implements FramerSink {
       this.host.stats.handlerErrors++
     }
     if (r !== undefined && r !== null && typeof r.then === 'function') {
-      this.inflight++
-      this.host.inflight++
+      this.inFlightCount++
+      this.host.inFlight++
       // Through a native promise: a foreign thenable may call back synchronously,
       // and settling from inside the parser's callback could resume a parser
       // (this one or another connection's) while llhttp is running.

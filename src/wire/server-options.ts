@@ -35,7 +35,7 @@ export interface WireServerOptions {
   /** Requests of one connection held by the application (handler promise pending) at once; more: reading stops. Default 256. */
   maxPipelineDepth?: number
   /** Requests held by the application across all connections (the application queue); more: reading stops. Default 4096. */
-  maxInflight?: number
+  maxInFlight?: number
   /** Unsent answer bytes per connection before reading stops until the peer reads. Default 256 KiB. */
   maxWriteBuffer?: number
   /** Open connections; more are closed at once and counted. Default 10,000. */
@@ -75,7 +75,7 @@ export const SERVER_DEFAULTS = {
   requestTimeout: 30_000,
   idleTimeout: 120_000,
   maxPipelineDepth: 256,
-  maxInflight: 4096,
+  maxInFlight: 4096,
   maxWriteBuffer: 256 * 1024,
   maxConnections: 10_000,
   lingerBytes: 64 * 1024,
@@ -98,7 +98,7 @@ export const SERVER_LIMITS_SPEC: OptionSpec = {
   requestTimeout: positive,
   idleTimeout: positive,
   maxPipelineDepth: positive,
-  maxInflight: positive,
+  maxInFlight: positive,
   maxWriteBuffer: positive,
   maxConnections: positive,
   lingerBytes: positive,

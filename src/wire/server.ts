@@ -20,7 +20,7 @@ export interface WireServerStats extends WireStatsSnapshot {
   connectionsRefused: number
   connectionsOpen: number
   /** Requests currently held by the application (handler promises pending). */
-  inflight: number
+  inFlight: number
   /** Bytes of partially received requests held by all connections (budget: maxBufferedBytes). */
   bufferedBytes: number
 }
@@ -34,7 +34,7 @@ export class WireServer extends EventEmitter implements ConnectionHost {
   readonly stats = new WireStats()
   readonly connections = new Set<ServerConnection>()
   now = Date.now()
-  inflight = 0
+  inFlight = 0
   bufferedBytes = 0
 
   private readonly server: net.Server
@@ -110,7 +110,7 @@ export class WireServer extends EventEmitter implements ConnectionHost {
       connectionsAccepted: this.accepted,
       connectionsRefused: this.refused,
       connectionsOpen: this.connections.size,
-      inflight: this.inflight,
+      inFlight: this.inFlight,
       bufferedBytes: this.bufferedBytes
     }
   }
@@ -136,7 +136,7 @@ export class WireServer extends EventEmitter implements ConnectionHost {
       const timer = setTimeout(finish, this.options.closeTimeout)
       timer.unref()
       this.onIdle = () => {
-        if (this.inflight === 0 && this.connections.size === 0) finish()
+        if (this.inFlight === 0 && this.connections.size === 0) finish()
       }
       this.onIdle()
     })
@@ -151,7 +151,7 @@ export class WireServer extends EventEmitter implements ConnectionHost {
 
   released (): void {
     // Wake connections waiting for the shared queue, oldest first, while there is room.
-    while (this.waiting.length > 0 && this.inflight < this.options.maxInflight) {
+    while (this.waiting.length > 0 && this.inFlight < this.options.maxInFlight) {
       this.waiting.shift()!.wake()
     }
     if (this.onIdle !== undefined) this.onIdle()

@@ -391,6 +391,31 @@ t.test('a transaction without its response half fails with SSP_ERR_TRANSACTION_T
   t.equal(a.getStats().answered, 0, 'a late answer settles nothing')
 })
 
+t.test('timeouts: a short per-call timeout behind a long one still expires on time; default-timeout ones in creation order', async (t) => {
+  const hold = deferred<string>()
+  t.teardown(() => hold.resolve('<late/>'))
+  const { a } = await nodePair(t, { transactionTimeout: 150 }, { handler: () => hold.promise })
+  await guarded(a.connect('b.example'), 'session')
+  const long = a.request('b.example', '<long/>', { timeout: 10_000 })
+  const t0 = Date.now()
+  const short = await rejectionOf(a.request('b.example', '<short/>', { timeout: 60 }))
+  t.equal(short.code, 'SSP_ERR_TRANSACTION_TIMEOUT')
+  t.ok(Date.now() - t0 < 5_000, 'not held back until the long one is due')
+  // Default timeouts only (the long one ended): the sweep stops at the first one not due.
+  a.endSession('b.example')
+  t.equal((await rejectionOf(long)).code, 'SSP_ERR_SESSION_CLOSED')
+  await guarded(a.connect('b.example'), 'session again')
+  const first = a.request('b.example', '<1/>')
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  const second = a.request('b.example', '<2/>')
+  const order: string[] = []
+  await Promise.all([rejectionOf(first).then(() => order.push('first')), rejectionOf(second).then(() => order.push('second'))])
+  t.same(order, ['first', 'second'], 'each timed out, in deadline order')
+  t.equal(a.getStats().timedOut, 3)
+  t.equal(a.getStats().pending, 0)
+  hold.resolve('<late/>')
+})
+
 t.test('endSession fails the pending transactions with SSP_ERR_SESSION_CLOSED', async (t) => {
   const hold = deferred<string>()
   t.teardown(() => hold.resolve('<late/>'))

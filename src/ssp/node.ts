@@ -202,6 +202,7 @@ class PendingTx {
   /** Body bytes, counted against maxPendingBytesPerPeer while pending. */
   readonly bytes: number
   readonly start = performance.now()
+  readonly createdAt = Date.now()
   readonly deadline: number
   ackAt = 0
   attempts = 0
@@ -213,13 +214,13 @@ class PendingTx {
   readonly onAck: (err: WireRequestError | null) => void
   resendTimer: NodeJS.Timeout | undefined = undefined
 
-  constructor (node: SspNode, tid: string, session: Session, body: Buffer | string, timeout: number,
+  constructor (node: SspNode, tid: string, session: Session, body: Buffer | string, bytes: number, timeout: number,
     resolve: (a: Answer) => void, reject: (e: Error) => void) {
     this.tid = tid
     this.session = session
     this.body = body
-    this.bytes = typeof body === 'string' ? Buffer.byteLength(body) : Buffer.isBuffer(body) ? body.length : 0
-    this.deadline = Date.now() + timeout
+    this.bytes = bytes
+    this.deadline = this.createdAt + timeout
     this.resolve = resolve
     this.reject = reject
     this.onAck = (err) => node.acked(this, err)
@@ -256,6 +257,8 @@ export class SspNode extends EventEmitter {
   private readonly pending = new Map<string, PendingTx>()
   private readonly setup: SetupCoordinator
   private sweep: NodeJS.Timeout | undefined = undefined
+  /** Pending transactions whose timeout is not transactionTimeout (a per-call `timeout`). */
+  private otherTimeouts = 0
   private closing: Promise<void> | undefined = undefined
   private serving = 0
   private readonly c = {
@@ -677,8 +680,10 @@ export class SspNode extends EventEmitter {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingBytesPerPeer bytes in flight` }))
     }
     return new Promise<Answer>((resolve, reject) => {
-      const p = new PendingTx(this, tid, session, body, timeout, resolve, reject)
+      const p = new PendingTx(this, tid, session, body, bytes, timeout, resolve, reject)
       this.pending.set(tid, p)
+      if (timeout !== this.options.transactionTimeout) this.otherTimeouts++
+      session.pending++
       peer.pending++
       peer.pendingBytes += p.bytes
       this.c.sent++
@@ -730,6 +735,8 @@ export class SspNode extends EventEmitter {
     p.settled = true
     if (p.resendTimer !== undefined) clearTimeout(p.resendTimer)
     this.pending.delete(p.tid)
+    p.session.pending--
+    if (p.deadline - p.createdAt !== this.options.transactionTimeout) this.otherTimeouts--
     p.session.peer.pending--
     p.session.peer.pendingBytes -= p.bytes
     return true
@@ -753,11 +760,17 @@ export class SspNode extends EventEmitter {
 
   private checkTimeouts (): void {
     const now = Date.now()
+    // The table is in creation order. When every pending transaction has the
+    // node's transactionTimeout, it is in deadline order too: stop at the first
+    // one not yet due instead of visiting them all every sweep.
+    const ordered = this.otherTimeouts === 0
     for (const p of this.pending.values()) {
       if (p.deadline <= now) {
         this.c.timedOut++
         const note = p.unacknowledged ? ' (its last POST was never acknowledged: it may or may not have been delivered)' : ''
         this.settleFail(p, createError('SSP_ERR_TRANSACTION_TIMEOUT', { message: `${p.tid} to ${p.session.peer.domain}${note}` }))
+      } else if (ordered) {
+        break
       }
     }
     for (const s of this.sessions.values()) {
@@ -938,7 +951,8 @@ export class SspNode extends EventEmitter {
     const peer = s.peer
     if (peer.requestor === s) peer.requestor = undefined
     if (peer.provider === s) peer.provider = undefined
-    for (const p of this.pending.values()) if (p.session === s) this.settleFail(p, err)
+    // Visit the table only when this session has transactions in it.
+    if (s.pending > 0) for (const p of this.pending.values()) if (p.session === s) this.settleFail(p, err)
     const stillUsed = (peer.requestor?.clients === s.clients) || (peer.provider?.clients === s.clients)
     if (!stillUsed) {
       for (const c of s.clients) c.close().catch(() => {})

@@ -87,6 +87,8 @@ export class Session {
   readonly createdAt = Date.now()
   expiresAt: number
   ended = false
+  /** Our transactions in this session still waiting for their answer (maintained by the node). */
+  pending = 0
   readonly recent: DedupeWindow
   /** Writes our messages in this session: our id in the body, as in the x-wv-sessionid header. */
   readonly writer: EnvelopeWriter

@@ -10,8 +10,9 @@
  *             ^doneIdx                   ^runningIdx           ^pendingIdx
  *
  * Answers advance `runningIdx` from inside the llhttp callbacks (bookkeeping
- * only); callers' callbacks run afterwards, outside WebAssembly, in order. The
- * array is compacted every 256 completions.
+ * only); callers' callbacks run afterwards, outside WebAssembly, in order. A
+ * called-back slot is cleared at once (the record, its body and callback are
+ * garbage); the array itself is compacted every 256 completions.
  *
  * Request heads are one constant prefix per target (request line, Host,
  * Content-Type, the `x-wv-transactionid` name) plus the variable fields,
@@ -341,7 +342,8 @@ export class WireClient extends EventEmitter {
   private readonly origin: URL
 
   // ---- pipeline
-  private queue: WireRequest[] = []
+  /** Slots before doneIdx are cleared (undefined) once called back: a finished request keeps nothing alive. */
+  private queue: Array<WireRequest | undefined> = []
   private doneIdx = 0
   private runningIdx = 0
   private pendingIdx = 0
@@ -754,7 +756,11 @@ export class WireClient extends EventEmitter {
     this.dispatching = true
     try {
       while (this.doneIdx < this.runningIdx) {
-        const req = this.queue[this.doneIdx++]!
+        const i = this.doneIdx++
+        const req = this.queue[i]!
+        // Released before the callback runs: its body and callback are not
+        // held until the next compaction.
+        this.queue[i] = undefined
         req.callback(req.error, req.status)
       }
     } finally {

@@ -6,35 +6,14 @@
  * Runs the built CLI (dist/): `npm test` builds before tap.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import * as net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { makeCerts } from './helpers/certs.js'
+import { MAIN, runCli, type Running } from './helpers/cli-child.js'
 import { ByteClient, WAIT_GUARD_MS } from './helpers/byte-client.js'
 import { pipeline, post } from './helpers/ssp-requests.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
-
-interface Running {
-  child: ChildProcess
-  stdout: () => string
-  stderr: () => string
-  exit: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
-function run (args: string[]): Running {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s })
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s })
-  const exit = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => resolve({ code, signal }))
-  })
-  return { child, stdout: () => out, stderr: () => err, exit }
-}
+const run = runCli
 
 function stopOnTeardown (tt: { teardown: (fn: () => unknown) => void }, r: Running): void {
   tt.teardown(() => {

@@ -658,25 +658,20 @@ export class RequestFramer implements ParserCallbacks {
     this.obsHeaders = []
     this.obsBody = EMPTY
     const more = refusal === undefined ? this.sink.onRequest(req!, m) : this.sink.onObserved!(refusal.code, refusal.detail, m)
-    if (this.state === FramerState.STOPPED) return LL.USER
-    if (this.upgraded) {
+    if (this.state !== FramerState.STOPPED && this.upgraded) {
       this.upgraded = false
       return this.reject('SSP_ERR_HTTP_PARSE', 'protocol upgrade: what follows it is not HTTP/1.1')
     }
-    if (!this.keepAlive) {
-      this.state = FramerState.STOPPED
-      return LL.USER
-    }
-    if (!more && this.state === FramerState.RUNNING) {
-      this.state = FramerState.PAUSED
-      return LL.PAUSED
-    }
-    return 0
+    return this.delivered(more)
   }
 
   /** Hand a complete request to the sink; the llhttp code says whether parsing goes on. */
   private deliver (req: SspRequest): number {
-    const more = this.sink.onRequest(req)
+    return this.delivered(this.sink.onRequest(req))
+  }
+
+  /** After a hand-over: stop (sink stopped us, or the message ends the connection), pause (no room) or go on. */
+  private delivered (more: boolean): number {
     if (this.state === FramerState.STOPPED) return LL.USER
     if (!this.keepAlive) {
       this.state = FramerState.STOPPED

@@ -65,6 +65,8 @@ export interface ResponseSink {
   onObserved? (code: ErrorCode, detail: string | undefined, m: ObservedMessage): boolean
 }
 
+/** execute(): the framer was destroyed from a callback (not an llhttp code). */
+const FREED = -1
 const EMPTY = Buffer.alloc(0)
 /** `location`, lower case, as bytes. */
 const LOCATION = Buffer.from('location', 'latin1')
@@ -129,6 +131,28 @@ export class ResponseFramer implements ParserCallbacks {
     }
   }
 
+  /**
+   * One llhttp execute over `data` (kept as this.chunk for the callbacks'
+   * views). FREED when a callback destroyed the framer meanwhile: the parser
+   * is freed now, after execute returned, and nothing more may run.
+   */
+  private execute (data: Buffer): number {
+    this.chunk = data
+    this.executing = true
+    let ret: number
+    try {
+      ret = this.parser.execute(data)
+    } finally {
+      this.executing = false
+    }
+    if (this.freeAfterExecute) {
+      this.freeAfterExecute = false
+      this.parser.destroy()
+      return FREED
+    }
+    return ret
+  }
+
   /** Parse one read. Ignored once stopped. */
   push (chunk: Buffer): void {
     if (this.state !== ResponseFramerState.RUNNING) return
@@ -136,20 +160,9 @@ export class ResponseFramer implements ParserCallbacks {
       this.pushObserved(chunk, this.rec)
       return
     }
-    this.chunk = chunk
-    this.executing = true
-    let ret: number
-    try {
-      ret = this.parser.execute(chunk)
-    } finally {
-      this.executing = false
-      this.chunk = EMPTY
-    }
-    if (this.freeAfterExecute) {
-      this.freeAfterExecute = false
-      this.parser.destroy()
-      return
-    }
+    const ret = this.execute(chunk)
+    this.chunk = EMPTY
+    if (ret === FREED) return
     if (ret === LL.OK || this.state !== ResponseFramerState.RUNNING) return
     if (ret === LL.PAUSED_UPGRADE) {
       this.fail('SSP_ERR_HTTP_RESPONSE', 'protocol upgrade (101) not supported')
@@ -167,17 +180,9 @@ export class ResponseFramer implements ParserCallbacks {
     let data = chunk
     rec.rebase()
     for (;;) {
-      this.chunk = data
-      this.executing = true
-      let ret: number
-      try {
-        ret = this.parser.execute(data)
-      } finally {
-        this.executing = false
-      }
-      if (this.freeAfterExecute) {
-        this.freeAfterExecute = false
-        this.parser.destroy()
+      const ret = this.execute(data)
+      if (ret === FREED) {
+        this.chunk = EMPTY
         return
       }
       if (this.state !== ResponseFramerState.RUNNING) break

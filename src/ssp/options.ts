@@ -167,7 +167,7 @@ export interface SspNodeOptions {
   maxWaitingPerPeer?: number
   /** Times a POST is resent after its connection died before the 200, within the transaction deadline. Default 100. Once spent, the transaction waits for its answer until the deadline (then SSP_ERR_TRANSACTION_TIMEOUT). */
   maxResends?: number
-  /** Incoming transaction ids remembered per session to drop resent duplicates: at least the last `dedupeWindow`, at most twice as many. Default 4096. */
+  /** Incoming transaction ids remembered per session to drop resent duplicates. Default 4096. */
   dedupeWindow?: number
   /** close(): how long to drain in-flight transactions, in ms. Default 10,000. */
   closeTimeout?: number

@@ -39,15 +39,22 @@ import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import os from 'node:os'
 import net from 'node:net'
+import { benchArgs } from './args.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const self = fileURLToPath(import.meta.url)
-const argv = process.argv.slice(2)
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 && i + 1 < argv.length ? Number(argv[i + 1]) : dflt
-}
+const { has, opt: optStr, num: opt } = benchArgs(import.meta.url, {
+  quick: { type: 'boolean' }, // accepted from bench/run.mjs --quick; the figures come from --rounds/--secs
+  server: { type: 'boolean' },
+  rounds: { type: 'string' },
+  secs: { type: 'string' },
+  depth: { type: 'string' },
+  window: { type: 'string' },
+  'busy-poll': { type: 'string' },
+  body: { type: 'string' },
+  placement: { type: 'string' }
+})
 
 // ================================================================== child: the server
 
@@ -158,7 +165,7 @@ async function main () {
   const busyPoll = opt('busy-poll', 200)
   const body = sspBody(opt('body', 380))
   const CT = 'application/vnd.wv.ssp+xml'
-  const placementNames = String(argv.includes('--placement') ? argv[argv.indexOf('--placement') + 1] : 'cross,same').split(',')
+  const placementNames = optStr('placement', 'cross,same').split(',')
   // cross: server child on core 1, clients on core 0 (the suite's rule: load and server on
   // different cores). same: the server child on core 0 too: no cross-CPU wake-ups, so
   // every engine is bound by the CPU it and its share of the server spend per request.
@@ -355,5 +362,5 @@ async function main () {
   }, null, 2) + '\n')
 }
 
-if (argv.includes('--server')) serve()
+if (has('server')) serve()
 else main().catch((err) => { console.error(err); process.exit(1) })

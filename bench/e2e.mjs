@@ -39,295 +39,68 @@
 // and the load (closed loop: `depth` transactions outstanding) run here, pinned to core 0.
 // Rounds alternate the engines (order rotated per round); figures are medians over rounds,
 // ratios are medians of per-round ratios. Writes bench/results/e2e.json (https.json).
-import { spawn, spawnSync, execFileSync } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { performance } from 'node:perf_hooks'
-import os, { tmpdir } from 'node:os'
-import { machine as baseMachine } from './machine.mjs'
+import { benchArgs } from './args.mjs'
+import {
+  A_DOMAIN, B_DOMAIN, NodeB, engineModules, hasTaskset, machine, makeCert, makeNode, measure, median, pinSelf, profileTop, r2, readTls, root, within
+} from './harness.mjs'
 import { batchFloorUs } from './wake-floor.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..')
-const self = fileURLToPath(import.meta.url)
-const argv = process.argv.slice(2)
-const has = (f) => argv.includes(`--${f}`)
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt
-}
+const { argv, has, opt } = benchArgs(import.meta.url, {
+  quick: { type: 'boolean' },
+  https: { type: 'boolean' },
+  profile: { type: 'boolean' },
+  'no-floor': { type: 'boolean' },
+  depths: { type: 'string' },
+  rounds: { type: 'string' },
+  secs: { type: 'string' },
+  warmup: { type: 'string' },
+  body: { type: 'string' },
+  engines: { type: 'string' },
+  'busy-poll': { type: 'string' },
+  dist: { type: 'string' },
+  ref: { type: 'string' },
+  out: { type: 'string' },
+  'profile-engine': { type: 'string' }
+})
 
 const QUICK = has('quick')
 const HTTPS_MODE = has('https')
 const BUSY_POLL = Number(opt('busy-poll', 200))
 const PROFILE = has('profile')
-const A_DOMAIN = 'a.example'
-const B_DOMAIN = 'b.example'
 
 // --dist DIR: run "ours" from another build (e.g. a patched copy of dist/) to evaluate a source change
 // against the same baseline in the same run; both A and B use it.
-const DIST = opt('dist', join(root, 'dist'))
-const { SspNode, sendMessageRequest, sendMessageResponse } = await import(join(DIST, 'index.js'))
-const { BaselineNode } = await import(join(here, 'baseline-federation.mjs'))
+const DIST = resolvePath(opt('dist', join(root, 'dist')))
 const REF = opt('ref') !== undefined ? resolvePath(opt('ref')) : undefined
-const refMod = REF !== undefined ? await import(join(REF, 'index.js')) : undefined
+const mods = await engineModules(DIST, REF)
+const { sendMessageRequest, sendMessageResponse } = mods.ours
 const NO_FLOOR = has('no-floor')
 
 /** The application handler, identical for both engines. */
 const handler = () => sendMessageResponse()
 
-function readTls (dir) {
-  if (dir === undefined) return undefined
-  return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) }
-}
-
-/** Build one node of either engine. */
-async function makeNode (engine, domain, depth, tls) {
-  if (engine === 'ours' || engine === 'ours-poll' || engine === 'ref') {
-    const Node = engine === 'ref' ? refMod.SspNode : SspNode
-    const node = new Node({
-      domain,
-      resolver: false,
-      handler,
-      listen: [{ port: 0, host: '127.0.0.1', tls }],
-      busyPollMicros: engine === 'ours-poll' ? BUSY_POLL : 0,
-      client: { pipelineDepth: depth, ...(tls !== undefined ? { ca: tls.cert } : {}) }
-    })
-    const [url] = await node.start()
-    return { node, url }
-  }
-  const node = new BaselineNode({ domain, handler, tls, ca: tls?.cert, pipelining: depth })
-  const [url] = await node.start()
-  return { node, url }
-}
-
-// ================================================================== child: node B
-
-async function childB () {
-  const engine = opt('engine')
-  const depth = Number(opt('depth'))
-  const tls = readTls(opt('tls'))
-  const { node, url } = await makeNode(engine, B_DOMAIN, depth, tls)
-  node.addPeer(A_DOMAIN, opt('peer-url'))
-  let cpu0 = process.cpuUsage()
-  process.on('message', async (m) => {
-    if (m === 'mark') {
-      cpu0 = process.cpuUsage()
-      process.send({ marked: true, hrUs: Number(process.hrtime.bigint() / 1000n) })
-    } else if (m === 'stats') {
-      const c = process.cpuUsage(cpu0)
-      const s = node.getStats()
-      process.send({ hrUs: Number(process.hrtime.bigint() / 1000n), stats: { cpuUs: c.user + c.system, userUs: c.user, sysUs: c.system, node: engine !== 'baseline' ? { incomingRequests: s.incomingRequests, answersSent: s.answersSent, answerFailures: s.answerFailures } : s } })
-    } else if (m === 'exit') {
-      await Promise.race([node.close(), new Promise((resolve) => setTimeout(resolve, 2000))])
-      process.exit(0)
-    }
-  })
-  process.on('disconnect', () => process.exit(0))
-  process.send({ url })
-}
-
-// ================================================================== parent: node A + load
-
-const hasTaskset = (() => {
-  if (os.cpus().length < 2) return false
-  try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); return true } catch { return false }
-})()
-
-function machine () {
-  return { ...baseMachine(), pinned: hasTaskset }
-}
-
-/** Voluntary context switches of a process's main (event loop) thread: how often it went to sleep. */
-function procWakeups (pid) {
-  try {
-    return Number(/voluntary_ctxt_switches:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1])
-  } catch { return null }
-}
-
-/** Read and write syscalls of a process so far (/proc/<pid>/io), or null. */
-function procIo (pid) {
-  try {
-    const t = readFileSync(`/proc/${pid}/io`, 'utf8')
-    return { r: Number(/syscr:\s*(\d+)/.exec(t)[1]), w: Number(/syscw:\s*(\d+)/.exec(t)[1]) }
-  } catch { return null }
-}
-
-class ChildB {
-  constructor (engine, depth, peerUrl, tlsDir, nodeArgs = []) {
-    const args = [...nodeArgs, self, '--node-b', '--engine', engine, '--depth', String(depth), '--busy-poll', String(BUSY_POLL), '--peer-url', peerUrl, '--dist', DIST, ...(REF !== undefined ? ['--ref', REF] : [])]
-    if (tlsDir !== undefined) args.push('--tls', tlsDir)
-    this.child = hasTaskset
-      ? spawn('taskset', ['-c', process.env.SSP_BENCH_B_CORE ?? '1', process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-      : spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.waiters = []
-    this.child.on('message', (m) => { const w = this.waiters.shift(); if (w) w(m) })
-    this.exited = once(this.child, 'exit')
-  }
-
-  ask (msg) {
-    const p = new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`node B did not answer ${msg ?? 'start'}`)), 20_000)
-      this.waiters.push((m) => { clearTimeout(t); resolve(m) })
-    })
-    if (msg !== undefined) this.child.send(msg)
-    return p
-  }
-
-  async stop () {
-    try { this.child.send('exit') } catch {}
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000)
-    await this.exited
-    clearTimeout(t)
-  }
-}
-
-let hdrBuild
-const CDF_POINTS = [0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97.5, 99, 99.5, 99.9, 99.99, 100]
-function newHist () {
-  return hdrBuild({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
-}
-
-/**
- * Closed loop: keep `depth` transactions outstanding for `ms`, then stop issuing and
- * let the outstanding ones finish (bounded). Every transaction's round trip goes into `hist`.
- */
-function drive (node, body, depth, ms, hist) {
-  return new Promise((resolve) => {
-    let out = 0
-    let done = 0
-    let errors = 0
-    let running = true
-    let tEnd = 0
-    let doneAtEnd = 0
-    const errCodes = {}
-    const t0 = performance.now()
-    const deadline = t0 + ms
-    const finish = (timedOut) => {
-      clearTimeout(guard)
-      if (tEnd === 0) { tEnd = performance.now(); doneAtEnd = done }
-      resolve({ completed: doneAtEnd, secs: (tEnd - t0) / 1000, errors, errCodes, timedOut, stillOutstanding: out })
-    }
-    const settle = () => {
-      out--
-      if (running) {
-        if (performance.now() >= deadline) {
-          running = false
-          tEnd = performance.now()
-          doneAtEnd = done
-        } else {
-          issue()
-          return
-        }
-      }
-      if (out === 0) finish(false)
-    }
-    const issue = () => {
-      out++
-      const s = performance.now()
-      node.request(B_DOMAIN, body).then(() => {
-        if (hist !== null) hist.recordValue(Math.max(1, Math.round((performance.now() - s) * 1000)))
-        done++
-        settle()
-      }, (err) => {
-        errors++
-        const c = err?.code ?? err?.message ?? 'error'
-        errCodes[c] = (errCodes[c] ?? 0) + 1
-        settle()
-      })
-    }
-    // Bounded even if everything stalls.
-    const guard = setTimeout(() => { running = false; finish(true) }, ms + 15_000)
-    for (let i = 0; i < depth; i++) issue()
-  })
-}
-
 async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeArgs }) {
   const tls = proto === 'https' ? readTls(tlsDir) : undefined
-  const { node: a, url: aUrl } = await makeNode(engine, A_DOMAIN, depth, tls)
-  const b = new ChildB(engine, depth, aUrl, proto === 'https' ? tlsDir : undefined, nodeArgs)
+  const { node: a, url: aUrl } = await makeNode(mods, { engine, domain: A_DOMAIN, depth, busyPoll: BUSY_POLL, tls, handler })
+  const b = new NodeB({ engine, domain: B_DOMAIN, depth, busyPoll: BUSY_POLL, dist: DIST, ref: REF, tlsDir: proto === 'https' ? tlsDir : undefined }, nodeArgs)
   try {
     const { url: bUrl } = await b.ask()
+    await b.ask({ peers: [[A_DOMAIN, aUrl]] })
     a.addPeer(B_DOMAIN, bUrl)
     await a.connect(B_DOMAIN)
-    await drive(a, body, depth, warmup * 1000, null) // warm-up: JIT, connections, buffers
-    const { hrUs: markHrUs } = await b.ask('mark')
-    const io0 = procIo(b.child.pid)
-    const wB0 = procWakeups(b.child.pid)
-    const wA0 = procWakeups(process.pid)
-    const ioA0 = procIo(process.pid)
-    const hist = newHist()
-    const cpuA0 = process.cpuUsage()
-    const r = await drive(a, body, depth, secs * 1000, hist)
-    const cpuA = process.cpuUsage(cpuA0)
-    const io1 = procIo(b.child.pid)
-    const wB1 = procWakeups(b.child.pid)
-    const wA1 = procWakeups(process.pid)
-    const ioA1 = procIo(process.pid)
-    const { stats, hrUs: statsHrUs } = await b.ask('stats')
-    const tps = r.completed / r.secs
-    return {
-      engine,
-      depth,
-      proto,
-      tps: Math.round(tps),
-      p50us: hist.getValueAtPercentile(50),
-      p99us: hist.getValueAtPercentile(99),
-      p999us: hist.getValueAtPercentile(99.9),
-      maxUs: hist.maxValue,
-      transactions: r.completed,
-      secs: +r.secs.toFixed(3),
-      errors: r.errors,
-      errCodes: r.errCodes,
-      timedOut: r.timedOut,
-      // CPU per transaction: B = one inbound request + one outbound answer (+ both 200s)
-      bCpuUsPerTx: +(stats.cpuUs / Math.max(1, hist.totalCount)).toFixed(2),
-      aCpuUsPerTx: +((cpuA.user + cpuA.system) / Math.max(1, hist.totalCount)).toFixed(2),
-      bCpuUtil: +(stats.cpuUs / 1e6 / r.secs).toFixed(2),
-      bKernelShare: +(stats.sysUs / Math.max(1, stats.cpuUs)).toFixed(2),
-      // Batching, engine-agnostic: node B's read and write syscalls per transaction.
-      bReadsPerTx: io0 && io1 ? +((io1.r - io0.r) / Math.max(1, hist.totalCount)).toFixed(3) : null,
-      bWritesPerTx: io0 && io1 ? +((io1.w - io0.w) / Math.max(1, hist.totalCount)).toFixed(3) : null,
-      // Sleeps (voluntary context switches) of each event loop thread per transaction.
-      bSleepsPerTx: wB0 !== null && wB1 !== null ? +((wB1 - wB0) / Math.max(1, hist.totalCount)).toFixed(3) : null,
-      aSleepsPerTx: wA0 !== null && wA1 !== null ? +((wA1 - wA0) / Math.max(1, hist.totalCount)).toFixed(3) : null,
-      aReadsPerTx: ioA0 && ioA1 ? +((ioA1.r - ioA0.r) / Math.max(1, hist.totalCount)).toFixed(3) : null,
-      aWritesPerTx: ioA0 && ioA1 ? +((ioA1.w - ioA0.w) / Math.max(1, hist.totalCount)).toFixed(3) : null,
-      // The latency distribution (for the CDF chart): value at each percentile, µs.
-      cdf: CDF_POINTS.map((p) => ({ p, us: hist.getValueAtPercentile(p) })),
-      bNode: stats.node,
-      bWindowUs: [markHrUs, statsHrUs]
-    }
+    const m = await measure(b, [{ node: a, peer: B_DOMAIN }], () => body, depth, { secs, warmup })
+    return { engine, depth, proto, ...m }
   } finally {
-    await Promise.race([a.close(), new Promise((resolve) => setTimeout(resolve, 3000))])
+    await within(a.close(), 3000)
     await b.stop()
   }
 }
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  if (s.length === 0) return null
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-const r2 = (x) => x === null ? null : Math.round(x * 100) / 100
-
-function makeCert () {
-  const dir = mkdtempSync(join(tmpdir(), 'ssp-bench-tls-'))
-  const r = spawnSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')
-  ], { encoding: 'utf8' })
-  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`)
-  return dir
-}
-
 async function main () {
-  const hdr = await import('hdr-histogram-js')
-  hdrBuild = hdr.default?.build ?? hdr.build
   const depths = String(opt('depths', HTTPS_MODE ? '16' : '1,16,64')).split(',').map(Number)
   const rounds = Number(opt('rounds', QUICK ? 1 : 3))
   const secs = Number(opt('secs', QUICK ? 1 : 1.5))
@@ -338,9 +111,7 @@ async function main () {
   const tlsDir = HTTPS_MODE ? makeCert() : undefined
   const machineInfo = machine() // before pinning (availableParallelism follows the affinity mask)
 
-  if (hasTaskset) {
-    try { execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' }) } catch {}
-  }
+  pinSelf(0)
   const t0 = Date.now()
   const runs = []
   try {
@@ -538,36 +309,14 @@ async function profileB (depth, secs, warmup, body) {
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const r = await oneRun({ engine: String(opt('profile-engine', 'ours')), depth, proto: 'http', secs: Math.max(secs, 3), warmup, body, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100'] })
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
-  if (file === undefined) return null
-  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8'))
-  // Only the samples inside the measured window (V8's profile clock is CLOCK_MONOTONIC,
-  // as process.hrtime), so start-up, warm-up and shutdown are left out.
-  const [w0, w1] = r.bWindowUs
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]))
-  const selfT = new Map()
-  let total = 0
-  let busy = 0
-  let t = prof.startTime
-  for (let i = 0; i < prof.samples.length; i++) {
-    const d = prof.timeDeltas[i] ?? 0
-    t += d
-    if (t < w0 || t > w1) continue
-    const n = byId.get(prof.samples[i])
-    total += d
-    const cf = n.callFrame
-    if (cf.functionName !== '(idle)') busy += d
-    const key = `${cf.functionName || '(anonymous)'} ${cf.url ? cf.url.replace(/^file:\/\/.*\/(dist|node_modules)\//, '$1/') + ':' + (cf.lineNumber + 1) : ''}`.trim()
-    selfT.set(key, (selfT.get(key) ?? 0) + d)
-  }
+  const prof = profileTop(dir, r.bWindowUs, r.transactions)
+  if (prof === null) return null
+  const { file, busy, total, top } = prof
   const tx = Math.max(1, r.transactions)
-  const top = [...selfT.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((x, y) => y[1] - x[1]).slice(0, 30)
-    .map(([fn, us]) => ({ fn, pctOfBusy: Math.round((us / Math.max(1, busy)) * 1000) / 10, usPerTx: Math.round((us / tx) * 100) / 100 }))
   console.log(`\nprofile of node B (${String(opt('profile-engine', 'ours'))}, depth ${depth}, ${r.tps} tps under --cpu-prof; busy ${(busy / Math.max(1, total) * 100).toFixed(0)}% of the window, ${(busy / tx).toFixed(1)} us/tx sampled; bench/results/prof-e2e/${file}):`)
   console.log('  % busy   us/tx   function')
   for (const x of top) console.log(`${String(x.pctOfBusy).padStart(7)}% ${String(x.usPerTx).padStart(7)}   ${x.fn}`)
   return { depth, tpsUnderProfiler: r.tps, windowUs: r.bWindowUs, transactions: r.transactions, busyShare: +(busy / Math.max(1, total)).toFixed(2), sampledUsPerTx: +(busy / tx).toFixed(2), file: join('bench/results/prof-e2e', file), top }
 }
 
-if (has('node-b')) await childB()
-else await main()
+await main()

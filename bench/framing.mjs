@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url'
 import os from 'node:os'
 import { channel } from 'node:diagnostics_channel'
 import { machine as baseMachine } from './machine.mjs'
+import { benchArgs } from './args.mjs'
 
 const require = createRequire(import.meta.url)
 const Benchmark = require('benchmark')
@@ -35,17 +36,20 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 // --dist <dir> (or SSP_BENCH_DIST): measure another build of the engine (a patched
 // copy of dist/, for A/B of a proposed change); children inherit it.
-{
-  const i = process.argv.indexOf('--dist')
-  if (i >= 0 && process.argv[i + 1]) process.env.SSP_BENCH_DIST = resolve(process.argv[i + 1])
-}
+const { has, opt } = benchArgs(import.meta.url, {
+  quick: { type: 'boolean' },
+  'child-framer': { type: 'boolean' },
+  'child-pin': { type: 'boolean' },
+  'no-hotpath': { type: 'boolean' },
+  dist: { type: 'string' }
+})
+if (opt('dist') !== undefined) process.env.SSP_BENCH_DIST = resolve(opt('dist'))
 const dist = process.env.SSP_BENCH_DIST ?? join(root, 'dist')
 
-const args = process.argv.slice(2)
-const QUICK = args.includes('--quick')
-const CHILD = args.includes('--child-framer')
-const CHILD_PIN = args.includes('--child-pin')
-const HOTPATH = !args.includes('--no-hotpath') && !CHILD && !CHILD_PIN
+const QUICK = has('quick')
+const CHILD = has('child-framer')
+const CHILD_PIN = has('child-pin')
+const HOTPATH = !has('no-hotpath') && !CHILD && !CHILD_PIN
 const MAX_TIME = QUICK ? 0.5 : 1.5
 const ROUNDS = QUICK ? 1 : 2
 

@@ -38,16 +38,25 @@ import { fileURLToPath } from 'node:url'
 import net from 'node:net'
 import os from 'node:os'
 import { machine as baseMachine } from './machine.mjs'
+import { benchArgs } from './args.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const self = fileURLToPath(import.meta.url)
-const argv = process.argv.slice(2)
-const has = (f) => argv.includes(`--${f}`)
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt
-}
+const { argv, has, opt } = benchArgs(import.meta.url, {
+  quick: { type: 'boolean' },
+  'no-baseline': { type: 'boolean' },
+  'busy-tx': { type: 'string' },
+  dedupe: { type: 'string' },
+  dist: { type: 'string' },
+  'flood-conns': { type: 'string' },
+  'flood-secs': { type: 'string' },
+  only: { type: 'string' },
+  out: { type: 'string' },
+  pairs: { type: 'string' },
+  child: { type: 'string' }, // child process: 'idle' (node B of the idle pairs) or 'flood' (the flooded server)
+  engine: { type: 'string' } // the child's engine
+})
 const QUICK = has('quick')
 /** Diagnostic only (--dedupe N): node B's dedupeWindow, to show that option's share of the per-pair figure. */
 const DEDUPE = opt('dedupe') === undefined ? undefined : Number(opt('dedupe'))
@@ -208,7 +217,7 @@ async function idlePairs (engine, n, busyTx = 0) {
   const { SspNode, sendMessageRequest } = await import(join(DIST, 'index.js'))
   const { BaselineNode } = await import(join(here, 'baseline-federation.mjs'))
   const t0 = Date.now()
-  const b = new Child(['--child', 'idle', engine, '--dist', DIST, ...(DEDUPE !== undefined ? ['--dedupe', String(DEDUPE)] : [])], ['--expose-gc'])
+  const b = new Child(['--child', 'idle', '--engine', engine, '--dist', DIST, ...(DEDUPE !== undefined ? ['--dedupe', String(DEDUPE)] : [])], ['--expose-gc'])
   const { url: bUrl } = await b.ask()
   const peers = []
   try {
@@ -282,7 +291,7 @@ function floodChunk (k) {
 }
 
 async function flood (engine, secs, conns) {
-  const s = new Child(['--child', 'flood', engine, '--dist', DIST])
+  const s = new Child(['--child', 'flood', '--engine', engine, '--dist', DIST])
   const { port } = await s.ask()
   const chunk = floodChunk(32)
   const CAP = 1536 * MiB
@@ -414,10 +423,9 @@ async function main () {
   console.log(`wrote ${file}`)
 }
 
-const ci = argv.indexOf('--child')
-if (ci >= 0) {
-  if (argv[ci + 1] === 'idle') await childIdleB(argv[ci + 2])
-  else await childFlood(argv[ci + 2])
+if (opt('child') !== undefined) {
+  if (opt('child') === 'idle') await childIdleB(opt('engine'))
+  else await childFlood(opt('engine'))
 } else {
   await main()
 }

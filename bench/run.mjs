@@ -4,7 +4,7 @@
 //   npm run bench                      # every scenario (~6 min on 2 cores)
 //   npm run bench -- --quick           # every scenario, short (~1.5 min): a smoke run, not figures to quote
 //   npm run bench -- e2e memory        # only these scenarios (others keep their last results)
-//   names: wake-floor, framing, server-cpu, client, e2e, https, memory
+//   names: wake-floor, framing, server-cpu, client, e2e, https, memory, scaling
 //
 // Each scenario runs as its own child process (`node bench/<x>.mjs ...`), in its
 // own process group, killed if it overruns its time limit, so the whole run is
@@ -18,6 +18,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import os from 'node:os'
 import { machine as baseMachine } from './machine.mjs'
+import { benchArgs } from './args.mjs'
+import { writeCharts } from './charts.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -34,12 +36,12 @@ const SCENARIOS = {
   client: { script: 'client.mjs', args: ['--rounds', '5', '--secs', '2'], quickArgs: ['--quick', '--rounds', '2', '--secs', '1'], file: 'client.json', limit: 200, quickLimit: 90 },
   e2e: { script: 'e2e.mjs', args: [], quickArgs: ['--quick'], file: 'e2e.json', limit: 240, quickLimit: 90 },
   https: { script: 'e2e.mjs', args: ['--https'], quickArgs: ['--https', '--quick'], file: 'https.json', limit: 150, quickLimit: 45 },
-  memory: { script: 'memory.mjs', args: [], quickArgs: ['--quick', '--flood-secs', '3'], file: 'memory.json', limit: 180, quickLimit: 60 }
+  memory: { script: 'memory.mjs', args: [], quickArgs: ['--quick', '--flood-secs', '3'], file: 'memory.json', limit: 180, quickLimit: 60 },
+  scaling: { script: 'scaling.mjs', args: [], quickArgs: ['--quick'], file: 'scaling.json', limit: 300, quickLimit: 150 }
 }
 
-const argv = process.argv.slice(2)
-const QUICK = argv.includes('--quick')
-const named = argv.filter((a) => !a.startsWith('--'))
+const { argv, has, positionals: named } = benchArgs(import.meta.url, { quick: { type: 'boolean' } }, { positionals: true })
+const QUICK = has('quick')
 for (const n of named) {
   if (SCENARIOS[n] === undefined) {
     console.error(`unknown scenario '${n}'; names: ${Object.keys(SCENARIOS).join(', ')}`)
@@ -133,12 +135,18 @@ const SECTIONS = {
       body: mdTable(['case', 'this engine', 'baseline', 'ratio (lower is better)', 'target', 'result'], rows)
     }
   },
-  'server-cpu' (r) {
+  'server-cpu' (r, _ceil, ceilFraming) {
     const rows = (r.table ?? []).map((t) => [
       `depth ${t.depth}`, `${fmt(t.ours, 3)} µs/req (${fmt(t.reqPerSec?.ours)} req/s)`, `node:http ${fmt(t.nodeHttp, 3)} µs/req (${fmt(t.reqPerSec?.['node:http'])} req/s)`,
       fmt(t.ratio, 3), t.depth === 16 ? '≤ 0.1' : '–', t.depth === 16 ? verdict(r.target?.met ?? (t.ratio <= 0.1)) : '–'
     ])
+    const bareParseUs = ceilFraming?.results?.['bare (simd)']?.nsPerReq !== undefined ? ceilFraming.results['bare (simd)'].nsPerReq / 1000 : undefined
     for (const t of r.table ?? []) {
+      if (t.fullNode !== undefined) {
+        const d16 = t.depth === 16
+        rows.push([`depth ${t.depth}: full node (\`serve --domain\`, answers POSTed)`, `${fmt(t.fullNode, 3)} µs/req (${fmt(t.reqPerSec?.['full node'])} req/s)`, `node:http ${fmt(t.nodeHttp, 3)} µs/req`, fmt(t.fullOverNodeHttp, 3), d16 ? '≤ 0.1' : '–', d16 ? verdict(r.targetFullNode?.met) : '–'])
+        if (t.netFloor !== undefined && bareParseUs !== undefined) rows.push([`depth ${t.depth}: full node`, `${fmt(t.fullNode, 3)} µs/req`, `net floor + bare llhttp parse (section 1): ${fmt(t.netFloor + bareParseUs, 3)} µs/req`, fmt(t.fullNode / (t.netFloor + bareParseUs), 2), d16 ? '≤ 2' : '–', d16 ? verdict(t.fullNode / (t.netFloor + bareParseUs) <= 2) : '–'])
+      }
       if (t.nginx !== undefined) rows.push([`depth ${t.depth}`, `${fmt(t.ours, 3)} µs/req`, `nginx return 200: ${fmt(t.nginx, 3)} µs/req`, fmt(t.oursOverNginx, 3), '–', '–'])
       if (t.netFloor !== undefined) rows.push([`depth ${t.depth}`, `${fmt(t.ours, 3)} µs/req`, `net floor (no HTTP parsing): ${fmt(t.netFloor, 3)} µs/req`, fmt(t.ours / t.netFloor, 2), '– (floor)', '–'])
     }
@@ -224,10 +232,36 @@ const SECTIONS = {
       title: '6. Memory',
       body: mdTable(['measure', 'this engine', 'baseline', 'ratio', 'target', 'result'], rows)
     }
+  },
+  scaling (r) {
+    const domains = (n) => `${fmt(n)} peer domain${n === 1 ? '' : 's'}`
+    const what = {
+      peers: (pt) => `${domains(pt.x)}, each at depth ${pt.depth} (${fmt(pt.outstanding)} outstanding)`,
+      'peers-spread': (pt) => `${domains(pt.x)}, ${pt.outstanding} outstanding in all, round robin`,
+      'peers-idle': (pt) => `${domains(pt.x)}, traffic on one pair (depth ${pt.depth})`,
+      body: (pt) => `${pt.x >= 1048576 ? `${pt.x / 1048576} MiB` : pt.x >= 1024 ? `${pt.x / 1024} KiB` : `${pt.x} B`} body, depth ${pt.depth}`,
+      depth: (pt) => `depth ${pt.x}`
+    }
+    const rows = []
+    for (const [name, pts] of Object.entries(r.curves ?? {})) {
+      for (const pt of pts) {
+        const o = pt.ours
+        const b = pt.baseline
+        rows.push([name, (what[name] ?? ((p) => String(p.x)))(pt), fmt(o?.tps), fmt(b?.tps), pt.tpsRatio === null ? '–' : `${fmt(pt.tpsRatio)}×`,
+          `${fmt(o?.bCpuUsPerTx)} / ${fmt(b?.bCpuUsPerTx)}`, `${fmt(o?.rssMiB, 1)} / ${fmt(b?.rssMiB, 1)}`,
+          o ? `${fmt(o.bReadsPerTx)} / ${fmt(o.bWritesPerTx)}` : '–', o && name === 'body' ? `${fmt(o.mbPerSec, 1)} / ${fmt(b?.mbPerSec, 1)}` : '–'])
+      }
+    }
+    const obs = (r.observations ?? []).map((n) => `- ${n.curve}, ${n.engine}: ${n.from} → ${n.to}: node B ${n.bCpuUsPerTx[0]} → ${n.bCpuUsPerTx[1]} µs/tx (${n.growth}×)`)
+    return {
+      title: '7. How cost grows: peers, body size, pipeline depth (end to end, ours and the baseline federation)',
+      body: mdTable(['curve', 'point', 'ours tx/s', 'baseline tx/s', 'ratio', 'node B CPU µs/tx (ours / baseline)', 'node B RSS MiB (ours / baseline)', 'node B reads / writes per tx (ours)', 'request MB/s (ours / baseline)'], rows) +
+        (obs.length > 0 ? `\n\nWhere node B's CPU per transaction grows by more than 15 % between neighbouring points (why: native-notes.md section 10):\n\n${obs.join('\n')}` : '\n\nNode B\'s CPU per transaction stays within 15 % or falls between neighbouring points of every curve (body size aside).')
+    }
   }
 }
 
-function markdown (merged) {
+function markdown (merged, charts = []) {
   const m = merged.machine
   const lines = [
     '# Benchmark results',
@@ -242,13 +276,17 @@ function markdown (merged) {
     if (sc === undefined) continue
     const r = sc.result
     let sec = null
-    if (r !== undefined) { try { sec = SECTIONS[name](r, merged.scenarios['wake-floor']?.result?.ceilings) } catch (err) { sec = { title: name, body: `(could not summarise: ${err.message}; see ${SCENARIOS[name].file})` } } }
+    if (r !== undefined) { try { sec = SECTIONS[name](r, merged.scenarios['wake-floor']?.result?.ceilings, merged.scenarios.framing?.result) } catch (err) { sec = { title: name, body: `(could not summarise: ${err.message}; see ${SCENARIOS[name].file})` } } }
     lines.push(`## ${sec?.title ?? name}`, '')
     const when = sc.ranThisTime ? `this run, ${sc.run.status} in ${sc.run.secs} s, load average ${sc.run.loadavgBefore?.join('/')} → ${sc.run.loadavgAfter?.join('/')}` : `not run this time; result from ${resultDate(r)}`
     const cmd = sc.ranThisTime ? sc.run.command : (r?.command ?? `node bench/${SCENARIOS[name].script}`)
     lines.push(`\`${cmd}\`: ${when}.`, '')
     if (sc.ranThisTime && sc.run.status !== 'ok') lines.push(`**The scenario ${sc.run.status === 'timeout' ? 'overran its time limit and was killed' : sc.run.status === 'no-result' ? 'wrote no result file' : `failed (exit ${sc.run.exitCode})`}; no figures from this run.**`, '')
     lines.push(sec?.body ?? '(no result file)', '')
+  }
+  if (charts.length > 0) {
+    lines.push('## Charts', '', 'Drawn by `bench/charts.mjs` (vega-lite, rendered headless to SVG) from e2e.json and scaling.json above.', '')
+    for (const c of charts) lines.push(`### ${c.title}`, '', `![${c.alt}](${c.file})`, '')
   }
   return lines.join('\n')
 }
@@ -295,13 +333,18 @@ async function main () {
   merged.targets = {
     serverCpuDepth16: s['server-cpu']?.result?.target ?? null,
     clientReqPerSec: s.client?.result ? { minRatio: 3, placement: s.client.result.placement ?? 'cross', ratio: s.client.result.ratio, met: s.client.result.ratio >= 3, withBusyPoll: s.client.result.pollRatio ?? null, sameCore: s.client.result.placements?.same?.ratio ?? null } : null,
-    e2eDepth16: s.e2e?.result?.target ?? null,
-    e2eDepth16WithBusyPoll: s.e2e?.result?.targetWithBusyPoll ?? null,
+    e2e: s.e2e?.result?.targets ?? null,
     memoryIdlePair: s.memory?.result?.idle?.target ?? null,
     memoryFloodPlateau: s.memory?.result?.flood?.target ?? null
   }
   writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(merged, null, 2) + '\n')
-  const md = markdown(merged)
+  let charts = []
+  try {
+    charts = await writeCharts(resultsDir)
+  } catch (err) {
+    console.error(`charts not drawn: ${err.message}`)
+  }
+  const md = markdown(merged, charts)
   writeFileSync(join(resultsDir, 'latest.md'), md + '\n')
   console.log('\n' + md)
   console.log(`\nwrote bench/results/latest.json and bench/results/latest.md (${merged.totalSecs} s)`)

@@ -30,22 +30,27 @@ import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import os from 'node:os'
 import { machine as baseMachine } from './machine.mjs'
+import { benchArgs } from './args.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 // --dist <dir> (or SSP_BENCH_DIST): measure another build of the engine (a patched
 // copy of dist/, for A/B of a proposed change); children inherit it.
-{
-  const i = process.argv.indexOf('--dist')
-  if (i >= 0 && process.argv[i + 1]) process.env.SSP_BENCH_DIST = resolve(process.argv[i + 1])
-}
+const { argv, has, opt } = benchArgs(import.meta.url, {
+  quick: { type: 'boolean' },
+  profile: { type: 'boolean' },
+  'no-floor': { type: 'boolean' },
+  depths: { type: 'string' },
+  rounds: { type: 'string' },
+  secs: { type: 'string' },
+  conns: { type: 'string' },
+  engines: { type: 'string' },
+  dist: { type: 'string' },
+  serve: { type: 'string' } // child: serve this kind (ours, node, floor, framer)
+})
+if (opt('dist') !== undefined) process.env.SSP_BENCH_DIST = resolve(opt('dist'))
 const dist = process.env.SSP_BENCH_DIST ?? join(root, 'dist')
 const self = fileURLToPath(import.meta.url)
-const argv = process.argv.slice(2)
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt
-}
 
 // ================================================================== child: a server
 
@@ -192,6 +197,99 @@ class NodeServer {
   }
 }
 
+/**
+ * The full node: `ssp-transport serve --domain b.example` (the CLI, dist/cli/main.js) pinned
+ * to core 1, with a peer a.example that is an SspNode in this process. That node sets up
+ * a session with the CLI node first; wrk then POSTs in that session (its id in the header
+ * and the body, every transaction id new), so each request takes the whole server path:
+ * framing, the session lookup, dedupe, the handler (the CLI's SendMessageResponse with the
+ * request's messageID), the envelope, and the answer POSTed to a.example (whose 200 the
+ * node also parses). Requests are counted by the CLI's control interface (GET /stats).
+ *
+ * The CLI node reaches a.example through a relay here: during the set-up it forwards the
+ * bytes both ways to the SspNode; once the set-up is done it answers every POST itself
+ * (this package's RequestFramer, one write of k 200s per read, as the 'framer' kind), so
+ * that the answers do not make an SspNode on wrk's core the bottleneck (it would fall
+ * behind, and the CLI node's client would refuse answers: a different, failing path).
+ */
+class FullNodeServer {
+  constructor (pin) {
+    this.kind = 'full'
+    this.pin = pin
+  }
+
+  async start () {
+    const { SspNode, sendMessageResponse } = await import(join(dist, 'index.js'))
+    this.a = new SspNode({ domain: 'a.example', resolver: false, listen: [{ port: 0, host: '127.0.0.1' }], handler: () => sendMessageResponse() })
+    const [aUrl] = await this.a.start()
+    const relayUrl = await this.relay(Number(new URL(aUrl).port))
+    // SSP_BENCH_FULL_PROF=DIR: the CLI node under the V8 profiler (a diagnostic; the figures are then not comparable).
+    const prof = process.env.SSP_BENCH_FULL_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SSP_BENCH_FULL_PROF}`] : []
+    const cli = [...prof, join(dist, 'cli', 'main.js'), 'serve', '--domain', 'b.example', '--host', '127.0.0.1', '--port', '0', '--peer', `a.example=${relayUrl},depth=256`, '--control', '127.0.0.1:0', '--log-level', 'error']
+    this.child = spawn(this.pin ? 'taskset' : process.execPath, this.pin ? ['-c', '1', process.execPath, ...cli] : cli, { stdio: ['ignore', 'pipe', 'inherit'] })
+    this.pid = this.child.pid
+    let out = ''
+    const urls = await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`serve --domain did not start: ${out}`)), 20_000)
+      this.child.stdout.on('data', (d) => {
+        out += d
+        const l = /listening on (\S+)/.exec(out)
+        const c = /control on (\S+)/.exec(out)
+        if (l && c) { clearTimeout(t); resolve({ url: l[1], control: c[1].replace(/\/$/, '') }) }
+      })
+      this.child.on('exit', (code) => reject(new Error(`serve --domain exited ${code}: ${out}`)))
+    })
+    this.control = urls.control
+    this.port = Number(new URL(urls.url).port)
+    this.a.addPeer('b.example', urls.url)
+    const session = await this.a.connect('b.example')
+    this.setupDone = true
+    this.wrkArgs = [session.id, 'unique']
+    return this
+  }
+
+  /** The relay to a.example (see above); resolves with its URL. */
+  async relay (aPort) {
+    const net = await import('node:net')
+    const { acks } = await import(join(dist, 'wire/replies.js'))
+    const { RequestFramer } = await import(join(dist, 'wire/request-framer.js'))
+    this.setupDone = false
+    this.answered = 0
+    this.relayServer = net.createServer({ noDelay: true }, (sock) => {
+      sock.on('error', () => {})
+      let k = 0
+      const sink = { onRequest: () => { k++; return true }, onReject: () => sock.destroy(), onMessageBegin () {}, onHeadersComplete () {} }
+      const framer = new RequestFramer(sink, { interop: false, maxHeaderBytes: 16384, maxHeaderCount: 64, maxBodyBytes: 1 << 20 })
+      const up = net.connect(aPort, '127.0.0.1')
+      up.on('error', () => sock.destroy())
+      up.on('data', (d) => sock.write(d))
+      sock.on('close', () => { up.destroy(); framer.destroy() })
+      sock.on('data', (c) => {
+        if (!this.setupDone) { up.write(c); return }
+        framer.push(c)
+        if (k > 0) { this.answered += k; sock.write(acks(k)); k = 0 }
+      })
+    })
+    await new Promise((resolve) => this.relayServer.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${this.relayServer.address().port}/`
+  }
+
+  async snap () {
+    const s = await (await fetch(`${this.control}/stats`)).json()
+    return { requests: s.incomingRequests, answersSent: s.answersSent, answerFailures: s.answerFailures, duplicates: s.duplicates, cpuProc: procCpu(this.pid), cpuSelf: null }
+  }
+
+  async stop () {
+    const exited = once(this.child, 'exit')
+    this.child.kill('SIGTERM')
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(t)
+    await Promise.race([this.a.close(), new Promise((resolve) => setTimeout(resolve, 3000))])
+    this.relayServer.close()
+  }
+}
+
 class NginxServer {
   // nginx `return 200`, one worker, master off, pinned; requests counted by stub_status.
   constructor (pin) {
@@ -248,8 +346,8 @@ http {
   }
 }
 
-function runWrk (port, depth, secs, conns, pin) {
-  const wrkArgs = ['-t1', `-c${conns}`, `-d${secs}s`, '-s', join(here, 'wrk-pipeline.lua'), `http://127.0.0.1:${port}/ssp`, '--', String(depth)]
+function runWrk (port, depth, secs, conns, pin, scriptArgs = []) {
+  const wrkArgs = ['-t1', `-c${conns}`, `-d${secs}s`, '-s', join(here, 'wrk-pipeline.lua'), `http://127.0.0.1:${port}/ssp`, '--', String(depth), ...scriptArgs]
   const cmd = pin ? 'taskset' : 'wrk'
   const args = pin ? ['-c', '0', 'wrk', ...wrkArgs] : wrkArgs
   return new Promise((resolve, reject) => {
@@ -269,7 +367,7 @@ function runWrk (port, depth, secs, conns, pin) {
 async function measure (server, depth, secs, conns, pin) {
   const a = await server.snap()
   const t0 = process.hrtime.bigint()
-  const w = await runWrk(server.port, depth, secs, conns, pin)
+  const w = await runWrk(server.port, depth, secs, conns, pin, server.wrkArgs)
   const b = await server.snap()
   const wall = Number(process.hrtime.bigint() - t0) / 1e9
   const requests = b.requests - a.requests
@@ -278,6 +376,8 @@ async function measure (server, depth, secs, conns, pin) {
   const cpu = user + sys
   return {
     requests,
+    // The full node: answers it failed to POST in the window (must be 0, or the run measured a failing path).
+    ...(a.answerFailures !== undefined ? { answersSent: b.answersSent - a.answersSent, answerFailures: b.answerFailures - a.answerFailures } : {}),
     wrkRequests: w.requests,
     non2xx: w.non2xx,
     socketErrors: w.socketErrors,
@@ -301,8 +401,8 @@ const median = (xs) => {
 const r3 = (x) => Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null
 
 async function main () {
-  const QUICK = argv.includes('--quick')
-  const PROFILE = argv.includes('--profile')
+  const QUICK = has('quick')
+  const PROFILE = has('profile')
   const depths = opt('depths', '1,16,64').split(',').map(Number)
   const rounds = Number(opt('rounds', QUICK ? '1' : '3'))
   const secs = Number(opt('secs', QUICK ? '3' : '4'))
@@ -314,11 +414,12 @@ async function main () {
   const info = { ...machine(), clkTck: CLK_TCK, pinned: pin, wrk: spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].trim() }
   process.stderr.write(`server-cpu: depths ${depths.join(',')}, ${rounds} round(s) x ${secs} s, ${conns} conns, pinned ${pin}, nginx ${withNginx ? 'yes' : 'absent (skipped)'}\n`)
 
-  const engines = opt('engines', 'ours,node:http,net floor').split(',')
-  if (argv.includes('--no-floor')) engines.splice(engines.indexOf('net floor') >>> 0, 1)
+  const engines = opt('engines', 'ours,node:http,net floor,full node').split(',')
+  if (has('no-floor')) engines.splice(engines.indexOf('net floor') >>> 0, 1)
   const childKind = { ours: 'ours', 'node:http': 'node', 'net floor': 'floor', 'floor+framer': 'framer' }
   const servers = {}
   for (const e of engines) {
+    if (e === 'full node') { servers[e] = await new FullNodeServer(pin).start(); continue }
     if (childKind[e] === undefined) throw new Error(`unknown engine ${e}`)
     servers[e] = await new NodeServer(childKind[e], pin).start()
   }
@@ -327,7 +428,7 @@ async function main () {
   const kinds = Object.keys(servers)
 
   // warm-up (JIT, socket buffers); not counted
-  for (const k of kinds) await runWrk(servers[k].port, 16, QUICK ? 1 : 2, conns, pin)
+  for (const k of kinds) await runWrk(servers[k].port, 16, QUICK ? 1 : 2, conns, pin, servers[k].wrkArgs)
 
   const runs = []
   for (let r = 0; r < rounds; r++) {
@@ -351,6 +452,7 @@ async function main () {
     if (withNginx) { row.nginx = r3(cell('nginx')); row.oursOverNginx = r3(row.ours / row.nginx) }
     if (servers['net floor']) { row.netFloor = r3(cell('net floor')); row.floorOverNodeHttp = r3(row.netFloor / row.nodeHttp) }
     if (servers['floor+framer']) row.floorPlusFramer = r3(cell('floor+framer'))
+    if (servers['full node']) { row.fullNode = r3(cell('full node')); row.fullOverNodeHttp = r3(row.fullNode / row.nodeHttp) }
     row.reqPerSec = Object.fromEntries(kinds.map((k) => [k, rps(k)]))
     row.sysShare = Object.fromEntries(kinds.map((k) => [k, sysShare(k)]))
     return row
@@ -366,6 +468,7 @@ async function main () {
     ...(withNginx ? [['nginx µs/req', (t) => t.nginx]] : []),
     ...(hasFloor ? [['net floor µs/req', (t) => t.netFloor], ['floor/node:http', (t) => t.floorOverNodeHttp]] : []),
     ...(servers['floor+framer'] ? [['floor+framer µs/req', (t) => t.floorPlusFramer]] : []),
+    ...(servers['full node'] ? [['full node µs/req', (t) => t.fullNode], ['full/node:http', (t) => t.fullOverNodeHttp]] : []),
     ['req/s ours', (t) => t.reqPerSec.ours],
     ['req/s node:http', (t) => t.reqPerSec['node:http']],
     ['kernel% ours', (t) => Math.round(t.sysShare.ours * 100)],
@@ -375,14 +478,16 @@ async function main () {
   for (const t of table) console.log(cols.map(([h, f]) => String(f(t)).padStart(h.length)).join('  '))
   const d16 = table.find((t) => t.depth === 16)
   if (d16) console.log(`target (depth 16: ours <= 0.1 x node:http): ${d16.ratio <= 0.1 ? 'MET' : 'MISSED'} (ratio ${d16.ratio})`)
+  if (d16?.fullNode != null) console.log(`target (depth 16: the full serve --domain node <= 0.1 x node:http): ${d16.fullOverNodeHttp <= 0.1 ? 'MET' : 'MISSED'} (ratio ${d16.fullOverNodeHttp})`)
 
   const out = {
     bench: 'server-cpu',
     command: `node bench/server-cpu.mjs ${argv.join(' ')}`.trim(),
     machine: info,
-    params: { depths, rounds, secs, conns, requestBytes: 'see bench/wrk-pipeline.lua (~454 B with wrk Host header)', handler: { ours: 'sync no-op', 'node:http': 'read body, writeHead(200, {Content-Length: 0}), end()', 'net floor': 'no parsing: count = bytes / request length, one write of k 200s per read' }, nginx: withNginx ? 'return 200' : 'absent' },
+    params: { depths, rounds, secs, conns, requestBytes: 'see bench/wrk-pipeline.lua (~454 B with wrk Host header)', handler: { ours: 'sync no-op', 'node:http': 'read body, writeHead(200, {Content-Length: 0}), end()', 'net floor': 'no parsing: count = bytes / request length, one write of k 200s per read', 'full node': 'ssp-transport serve --domain b.example: session lookup, dedupe, SendMessageResponse(messageID) in the envelope POSTed to a.example (a relay that 200s it), unique transaction ids' }, nginx: withNginx ? 'return 200' : 'absent' },
     table,
     target: d16 ? { depth: 16, maxRatio: 0.1, ratio: d16.ratio, met: d16.ratio <= 0.1 } : null,
+    targetFullNode: d16?.fullNode != null ? { depth: 16, maxRatio: 0.1, ratio: d16.fullOverNodeHttp, met: d16.fullOverNodeHttp <= 0.1 } : null,
     runs
   }
 
@@ -423,5 +528,5 @@ async function profile (depth, secs, conns, pin) {
   return { depth, usPerReqUnderProfiler: r3(m.usPerReq), file: join('bench/results/prof-server-cpu', file), top }
 }
 
-if (argv[0] === '--serve') await serve(argv[1])
+if (opt('serve') !== undefined) await serve(opt('serve'))
 else await main()

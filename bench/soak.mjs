@@ -21,15 +21,20 @@ import os, { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { benchArgs } from './args.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const require = createRequire(import.meta.url)
-const argv = process.argv.slice(2)
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt
-}
+const { argv, opt } = benchArgs(import.meta.url, {
+  tx: { type: 'string' },
+  kills: { type: 'string' },
+  seed: { type: 'string' },
+  concurrency: { type: 'string' },
+  'kill-bytes': { type: 'string' },
+  'max-resends': { type: 'string' },
+  out: { type: 'string' }
+})
 const TX = Number(opt('tx', 100_000))
 const KILLS = Number(opt('kills', 1_000))
 const SEED = Number(opt('seed', 0x50a4))

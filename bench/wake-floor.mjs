@@ -29,15 +29,18 @@ import { fileURLToPath } from 'node:url'
 import os from 'node:os'
 import net from 'node:net'
 import { machine } from './machine.mjs'
+import { benchArgs } from './args.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const self = fileURLToPath(import.meta.url)
-const argv = process.argv.slice(2)
-const QUICK = argv.includes('--quick')
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`)
-  return i >= 0 && i + 1 < argv.length ? Number(argv[i + 1]) : dflt
-}
+const { has, num: opt } = benchArgs(import.meta.url, {
+  quick: { type: 'boolean' },
+  echo: { type: 'boolean' },
+  rounds: { type: 'string' },
+  trips: { type: 'string' },
+  depth: { type: 'string' }
+})
+const QUICK = has('quick')
 const REQ_BYTES = 454
 const ACK_BYTES = 38
 
@@ -184,6 +187,6 @@ export async function batchFloorUs ({ depth = 16, trips = 1000, rounds = 1 } = {
 
 // Run as a script (or as the echo child); imported, only batchFloorUs is used.
 if (process.argv[1] === self) {
-  if (argv.includes('--echo')) echo()
+  if (has('echo')) echo()
   else main().catch((err) => { console.error(err); process.exit(1) })
 }

@@ -1,9 +1,13 @@
 -- wrk script: pipelined SSP POSTs, DEPTH per batch.
 --
 --   wrk -t1 -c8 -d5s -s bench/wrk-pipeline.lua http://127.0.0.1:PORT/ssp -- 16
+--   wrk -t1 -c8 -d5s -s bench/wrk-pipeline.lua http://127.0.0.1:PORT/ssp -- 16 SESSIONID unique
 --   DEPTH=16 wrk ... -s bench/wrk-pipeline.lua http://127.0.0.1:PORT/ssp
 --
--- The depth is the first script argument (after `--`), else $DEPTH, else 1.
+-- Arguments after `--`: the depth (else $DEPTH, else 1); the session id for
+-- x-wv-sessionid and the body's Session (default S5_a); `unique` to give every
+-- request its own transaction id (a full node drops a resent id as a
+-- duplicate), at the price of building each batch in Lua (on wrk's core).
 -- wrk counts the requests in what request() returns (it parses it once at
 -- start-up) and waits for that many responses before sending the next batch.
 -- Each POST is the same ~450-byte request as bench/framing.mjs builds
@@ -11,30 +15,41 @@
 -- SendMessageRequest body); transaction ids differ within a batch.
 
 local depth = tonumber(os.getenv("DEPTH") or "1") or 1
+local sid = "S5_a"
+local unique = false
 local batch
+local seq = 0
 
 local function body(tid)
   return '<WV-SSP-Message xmlns="http://www.openmobilealliance.org/DTD/WV-SSP1.3">' ..
-    '<Session sessionID="S5_a"><Transaction mode="Request" transactionID="' .. tid .. '">' ..
+    '<Session sessionID="' .. sid .. '"><Transaction mode="Request" transactionID="' .. tid .. '">' ..
     '<SendMessageRequest><MessageInfo messageID="m1"/><ContentData>hello</ContentData></SendMessageRequest>' ..
     '</Transaction></Session></WV-SSP-Message>'
 end
 
-function init(args)
-  if args[1] ~= nil then depth = tonumber(args[1]) or depth end
+local function build(prefix)
   local parts = {}
   for i = 1, depth do
-    local tid = string.format("T%07d", i)
+    seq = seq + 1
+    local tid = string.format("%s%07d", prefix, seq)
     -- wrk.format adds Host (from the URL) and Content-Length (from the body)
     parts[i] = wrk.format("POST", "/ssp", {
       ["Content-Type"] = "application/vnd.wv.ssp+xml",
       ["x-wv-transactionid"] = tid,
-      ["x-wv-sessionid"] = "S5_a"
+      ["x-wv-sessionid"] = sid
     }, body(tid))
   end
-  batch = table.concat(parts)
+  return table.concat(parts)
+end
+
+function init(args)
+  if args[1] ~= nil then depth = tonumber(args[1]) or depth end
+  if args[2] ~= nil then sid = args[2] end
+  unique = args[3] == "unique"
+  batch = build("T")
 end
 
 function request()
+  if unique then return build("W") end
   return batch
 end

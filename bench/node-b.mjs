@@ -1,0 +1,46 @@
+// Node B of the end-to-end harness (bench/harness.mjs NodeB), one child process per
+// run: argv[2] is its JSON config { engine, domain, depth, busyPoll, dist, ref?,
+// tlsDir?, server? }. It starts the node, reports { url }, then answers the parent:
+//   { peers: [[domain, url], ...] } -> adds them as peers       -> { added }
+//   'mark'                          -> starts the CPU window      -> { marked, hrUs }
+//   'stats'                         -> CPU, memory, node counters -> { stats, hrUs }
+//   'exit'                          -> closes the node (2 s at most) and exits
+// Every node answers a request with the same SendMessageResponse primitive.
+import { engineModules, makeNode, readTls, within } from './harness.mjs'
+
+const config = JSON.parse(process.argv[2] ?? '{}')
+const mods = await engineModules(config.dist, config.ref)
+const { sendMessageResponse } = mods.ours
+const { node, url } = await makeNode(mods, {
+  engine: config.engine,
+  domain: config.domain,
+  depth: config.depth,
+  busyPoll: config.busyPoll,
+  tls: readTls(config.tlsDir),
+  handler: () => sendMessageResponse(),
+  server: config.server
+})
+const hrUs = () => Number(process.hrtime.bigint() / 1000n)
+let cpu0 = process.cpuUsage()
+process.on('message', async (m) => {
+  if (m === 'mark') {
+    cpu0 = process.cpuUsage()
+    process.send({ marked: true, hrUs: hrUs() })
+  } else if (m === 'stats') {
+    const c = process.cpuUsage(cpu0)
+    const mem = process.memoryUsage()
+    const s = node.getStats()
+    const nodeStats = config.engine !== 'baseline'
+      ? { incomingRequests: s.incomingRequests, answersSent: s.answersSent, answerFailures: s.answerFailures }
+      : s
+    process.send({ hrUs: hrUs(), stats: { cpuUs: c.user + c.system, userUs: c.user, sysUs: c.system, rss: mem.rss, heapUsed: mem.heapUsed, node: nodeStats } })
+  } else if (m === 'exit') {
+    await within(node.close(), 2000)
+    process.exit(0)
+  } else if (m !== null && typeof m === 'object' && Array.isArray(m.peers)) {
+    for (const [domain, peerUrl] of m.peers) node.addPeer(domain, peerUrl)
+    process.send({ added: m.peers.length })
+  }
+})
+process.on('disconnect', () => process.exit(0))
+process.send({ url })

@@ -140,7 +140,7 @@ function latencyCdf (e2e) {
   return {
     file: 'latency-cdf.svg',
     title: `Round-trip latency CDF at pipeline depth ${depth}`,
-    subtitle: `Per engine, the round with the median tx/s of ${n} rounds; x on a log scale`,
+    subtitle: n === '1' ? 'One round per engine; x on a log scale' : `Per engine, the round with the median tx/s of ${n} rounds; x on a log scale`,
     alt: `Cumulative distribution of round-trip latency in microseconds (log scale) at pipeline depth ${depth} for ${seriesNames(values)}, one line per engine, from the round with the median transactions per second.`,
     spec: (t) => lineSpec({
       ...t,

@@ -294,7 +294,7 @@ async function envelopeCases () {
 
 // ------------------------------------------------------------------ hot-path micro costs (native-notes section 5)
 
-function hotpathCases (repliesAcks) {
+function hotpathCases (repliesAcks, createError) {
   // offsets of the first request's id value in CHUNK
   const s = CHUNK.toString('latin1')
   const tidOff = s.indexOf('x-wv-transactionid: ') + 20
@@ -311,6 +311,8 @@ function hotpathCases (repliesAcks) {
   const host = { now: Date.now() }
   let acc = 0
   let keep
+  // An error made 12 frames deep, as a refusal in the client's write path is.
+  const deep = (n, f) => n === 0 ? f() : deep(n - 1, f)
   return {
     acc: () => acc + (keep ? 1 : 0),
     cases: [
@@ -327,7 +329,9 @@ function hotpathCases (repliesAcks) {
       ['timer per request: timeout.refresh()', () => { timer.refresh() }],
       ['Date.now()', () => { acc = (acc + Date.now()) | 0 }],
       ['coarse clock (host.now field)', () => { acc = (acc + host.now) | 0 }],
-      ['performance.now()', () => { acc = (acc + performance.now()) | 0 }]
+      ['performance.now()', () => { acc = (acc + performance.now()) | 0 }],
+      ['error: queue full (createError, no stack)', () => { keep = deep(12, () => createError('SSP_ERR_QUEUE_FULL')) }],
+      ['error: with its stack (createError, SSP_ERR_UNACKNOWLEDGED)', () => { keep = deep(12, () => createError('SSP_ERR_UNACKNOWLEDGED')) }]
     ]
   }
 }
@@ -430,7 +434,7 @@ async function main () {
   let hot
   let extras
   if (HOTPATH) {
-    const hp = hotpathCases((await import(join(dist, 'wire/replies.js'))).acks)
+    const hp = hotpathCases((await import(join(dist, 'wire/replies.js'))).acks, (await import(join(dist, 'errors.js'))).createError)
     hot = runSuite('hotpath', hp.cases, 1, 1, QUICK ? 0.3 : 1)
     hp.acc()
     const pin = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child-pin'], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' })

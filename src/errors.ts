@@ -91,11 +91,27 @@ export interface ErrorDetail {
   cause?: unknown
 }
 
+/**
+ * Refusals made at the rate of an overload, one per request refused: their stack is
+ * always the engine's own write path and tells the application nothing, and capturing
+ * it costs ~7 µs per error against ~0.5 µs without (12 frames deep; measured in
+ * bench/framing.mjs's hot-path group, "error: queue full"). Under overload that was
+ * 29 % of a full node's CPU (native-notes.md, section 10). These carry no stack.
+ */
+const WITHOUT_STACK: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SSP_ERR_QUEUE_FULL', 'SSP_ERR_PEER_LIMIT'])
+
 /** The one place errors are made. */
 export function createError (code: ErrorCode, detail?: ErrorDetail): SspError {
   const entry = ERRORS[code]
   const message = detail?.message === undefined ? entry.message : `${entry.message}: ${detail.message}`
-  return new SspError(code, message, detail?.status ?? entry.status, detail?.scr, detail?.cause)
+  if (!WITHOUT_STACK.has(code)) return new SspError(code, message, detail?.status ?? entry.status, detail?.scr, detail?.cause)
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new SspError(code, message, detail?.status ?? entry.status, detail?.scr, detail?.cause)
+  } finally {
+    Error.stackTraceLimit = limit
+  }
 }
 
 export function isSspError (err: unknown): err is SspError {

@@ -8,7 +8,8 @@
 //   e2e.json      runs[] (engine, depth, tps, cdf?[{p, us}]) and table[] (depth, ours, oursPoll, baseline, ref)
 //   scaling.json  curves.{peers, body, depth}[] of { x, ours: Cell|null, baseline: Cell|null },
 //                 Cell = { tps, rssMiB, bCpuUsPerTx, p99us }; a null cell is a point not measured
-// Charts: latency-cdf, tps-vs-depth, cpu-vs-depth, tps-vs-peers, rss-vs-peers, tps-vs-body.
+// Charts: latency-cdf, tps-vs-depth, cpu-vs-depth, tps-vs-peers, cpu-vs-peers, rss-vs-peers, tps-vs-body
+// (peers charts also draw the peers-idle curve when scaling.json has it).
 import { readFile, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -23,9 +24,12 @@ const ENGINES = {
   ours: { label: 'ours', color: '#1f77b4' },
   'ours-poll': { label: 'ours, busy polling', color: '#2ca02c' },
   baseline: { label: 'node:http + undici', color: '#d62728' },
-  ref: { label: 'ref (other build)', color: '#7f7f7f' }
+  ref: { label: 'ref (other build)', color: '#7f7f7f' },
+  // scaling.json's peers-idle curve: the same engines, traffic on one pair, the other sessions idle
+  'ours-idle': { label: 'ours, one pair busy, the rest idle', color: '#9ecae1' },
+  'baseline-idle': { label: 'node:http + undici, one pair busy, the rest idle', color: '#ff9896' }
 }
-const ENGINE_ORDER = ['ours', 'ours-poll', 'baseline', 'ref']
+const ENGINE_ORDER = ['ours', 'ours-poll', 'baseline', 'ref', 'ours-idle', 'baseline-idle']
 /** e2e.json table key per engine. */
 const TABLE_KEY = { ours: 'ours', 'ours-poll': 'oursPoll', baseline: 'baseline', ref: 'ref' }
 
@@ -169,7 +173,7 @@ function fromTable (e2e, field) {
 // ---- charts from scaling.json --------------------------------------------------------------------
 
 /** [{x, y, series}] from a scaling curve for one Cell field; null cells and missing fields are skipped. */
-function fromCurve (scaling, curve, field) {
+function fromCurve (scaling, curve, field, suffix = '') {
   const points = scaling?.curves?.[curve]
   if (!Array.isArray(points)) return []
   const values = []
@@ -177,7 +181,7 @@ function fromCurve (scaling, curve, field) {
     if (!pt || !isPos(pt.x)) continue
     for (const engine of ['ours', 'baseline']) {
       const cell = pt[engine]
-      if (cell && isPos(cell[field])) values.push({ x: pt.x, y: cell[field], series: engine })
+      if (cell && isPos(cell[field])) values.push({ x: pt.x, y: cell[field], series: engine + suffix })
     }
   }
   return values
@@ -228,18 +232,38 @@ function depthCharts (e2e, scaling) {
 function peersCharts (scaling) {
   const out = []
   const tps = fromCurve(scaling, 'peers', 'tps')
+  const idle = fromCurve(scaling, 'peers-idle', 'tps', '-idle')
+  if (tps.length > 0) tps.push(...idle)
   if (tps.length > 0) {
     const xs = xsOf(tps)
     out.push({
       file: 'tps-vs-peers.svg',
       title: 'Transactions per second against peer domains',
-      subtitle: 'Node B with live sessions to this many peer domains; x on a log scale',
+      subtitle: idle.length > 0
+        ? 'Node B with live sessions to this many peer domains, each pair busy (or one busy, the rest idle); x on a log scale'
+        : 'Node B with live sessions to this many peer domains; x on a log scale',
       alt: `Transactions per second with ${listRange(xs)} peer domains holding live sessions (log scale) for ${seriesNames(tps)}.`,
       spec: (t) => lineSpec({
         ...t,
         values: tps,
         x: { title: 'Peer domains with live sessions (log scale)', log: true, values: xs, format: '~d' },
         y: { title: 'Transactions per second (tx/s)' }
+      })
+    })
+  }
+  const cpu = [...fromCurve(scaling, 'peers', 'bCpuUsPerTx'), ...fromCurve(scaling, 'peers-idle', 'bCpuUsPerTx', '-idle')]
+  if (cpu.length > 0) {
+    const xs = xsOf(cpu)
+    out.push({
+      file: 'cpu-vs-peers.svg',
+      title: 'Node B CPU time per transaction against peer domains',
+      subtitle: 'User + system CPU of the answering node per transaction; x on a log scale',
+      alt: `CPU microseconds spent by node B per transaction with ${listRange(xs)} peer domains holding live sessions (log scale) for ${seriesNames(cpu)}.`,
+      spec: (t) => lineSpec({
+        ...t,
+        values: cpu,
+        x: { title: 'Peer domains with live sessions (log scale)', log: true, values: xs, format: '~d' },
+        y: { title: 'Node B CPU per transaction (µs)' }
       })
     })
   }

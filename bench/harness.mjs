@@ -223,7 +223,7 @@ export function drive (targets, bodyFor, outstanding, ms, hist) {
  * same window. `n` = transactions the per-transaction figures divide by.
  */
 export async function measure (b, targets, bodyFor, outstanding, { secs, warmup }) {
-  await drive(targets, bodyFor, outstanding, warmup * 1000, null) // JIT, connections, buffers
+  if (warmup > 0) await drive(targets, bodyFor, outstanding, warmup * 1000, null) // JIT, connections, buffers
   const { hrUs: markHrUs } = await b.ask('mark')
   const io0 = procIo(b.pid)
   const wB0 = procWakeups(b.pid)

@@ -15,7 +15,7 @@ const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'b
 const FULL = join(FIXTURES, 'full')
 const E2E_ONLY = join(FIXTURES, 'e2e-only')
 
-const ALL = ['latency-cdf.svg', 'tps-vs-depth.svg', 'cpu-vs-depth.svg', 'tps-vs-peers.svg', 'rss-vs-peers.svg', 'tps-vs-body.svg']
+const ALL = ['latency-cdf.svg', 'tps-vs-depth.svg', 'cpu-vs-depth.svg', 'tps-vs-peers.svg', 'cpu-vs-peers.svg', 'rss-vs-peers.svg', 'tps-vs-body.svg']
 
 /** The data points of a line+point chart, as vega's aria labels: "x: 1; y: 7726; series: ours". */
 function points (svg: string): string[] {
@@ -102,6 +102,31 @@ t.test('peers and body charts: points, null cells, labels', async (t) => {
   const ticks = texts(body, 'axis-label')
   for (const l of ['256 B', '4 KiB', '64 KiB', '1 MiB']) t.ok(ticks.includes(l), `x tick ${l}`)
   t.same(texts(body, 'legend-label'), ['ours', 'node:http + undici'])
+})
+
+t.test('the peers-idle curve is drawn beside the peers one (tx/s and CPU per transaction), not in the RSS chart', async (t) => {
+  const dir = t.testdir({
+    'scaling.json': JSON.stringify({
+      bench: 'scaling',
+      curves: {
+        peers: [{ x: 1, ours: { tps: 50000, rssMiB: 60, bCpuUsPerTx: 10, p99us: 500 }, baseline: { tps: 20000, rssMiB: 80, bCpuUsPerTx: 40, p99us: 900 } }],
+        'peers-idle': [
+          { x: 1, ours: { tps: 51000, rssMiB: 61, bCpuUsPerTx: 11, p99us: 400 }, baseline: null },
+          { x: 1000, ours: { tps: 43000, rssMiB: 137, bCpuUsPerTx: 12, p99us: 600 }, baseline: { tps: 25000, rssMiB: 116, bCpuUsPerTx: 37, p99us: 800 } }
+        ]
+      }
+    })
+  })
+  const written = (await writeCharts(dir)).map((c) => c.file)
+  t.same(written, ['tps-vs-peers.svg', 'cpu-vs-peers.svg', 'rss-vs-peers.svg'])
+  const tps = points(read(dir, 'tps-vs-peers.svg'))
+  t.equal(tps.length, 5, '2 from peers + 3 from peers-idle')
+  t.ok(tps.includes('x: 1000; y: 43000; series: ours, one pair busy, the rest idle'))
+  t.ok(tps.includes('x: 1000; y: 25000; series: node:http + undici, one pair busy, the rest idle'))
+  const cpu = points(read(dir, 'cpu-vs-peers.svg'))
+  t.ok(cpu.includes('x: 1000; y: 12; series: ours, one pair busy, the rest idle'))
+  t.ok(cpu.includes('x: 1; y: 40; series: node:http + undici'))
+  t.equal(points(read(dir, 'rss-vs-peers.svg')).length, 2, 'RSS: the peers curve only')
 })
 
 t.test('colours are the same per engine in every chart', async (t) => {

@@ -18,7 +18,7 @@ t.test('request and response envelopes read back with their ids and primitive', 
     const w = new EnvelopeWriter('S7@a.example', version)
     for (const prim of [PRIM, Buffer.from(PRIM)]) {
       for (const [mode, body] of [['Request', w.request('T_1', prim)], ['Response', w.response('0000000002-0', prim)]] as const) {
-        const buf = Buffer.isBuffer(body) ? body : Buffer.from(body)
+        const buf = Buffer.isBuffer(body) ? body : typeof body === 'string' ? Buffer.from(body) : Buffer.concat(body)
         t.equal(typeof body, typeof prim === 'string' ? 'string' : 'object', 'a string primitive stays a string (one concatenation)')
         t.equal(XMLValidator.validate(buf.toString()), true, `${version} ${mode}: well-formed`)
         t.ok(buf.toString().includes(`xmlns="${SSP_NAMESPACE[version]}"`), 'namespace of the peer\'s version')
@@ -31,6 +31,25 @@ t.test('request and response envelopes read back with their ids and primitive', 
         t.equal(tx.transactionId, mode === 'Request' ? 'T_1' : '0000000002-0')
         t.equal(primitiveView(buf, tx).toString(), PRIM, 'the primitive back, byte for byte')
         t.equal(primitiveName(primitiveView(buf, tx)), 'SendMessageRequest')
+      }
+    }
+  }
+})
+
+t.test('a primitive from 16 KiB on is not copied: the envelope comes as pieces, the same bytes as the string form', async (t) => {
+  const w = new EnvelopeWriter('S7@a.example')
+  for (const size of [0, 100, 16 * 1024 - 1, 16 * 1024, 300_000]) {
+    const text = '<SendMessageRequest>' + 'x'.repeat(size) + '</SendMessageRequest>'
+    const prim = Buffer.from(text)
+    for (const [kind, body] of [['request', w.request('T1', prim)], ['response', w.response('T1', prim)]] as const) {
+      const asString = kind === 'request' ? w.request('T1', text) : w.response('T1', text)
+      if (prim.length >= 16 * 1024) {
+        t.ok(Array.isArray(body), `${kind} ${prim.length} B: pieces`)
+        t.ok((body as Buffer[]).includes(prim), 'the primitive itself is one of them (no copy)')
+        t.same(Buffer.concat(body as Buffer[]), Buffer.from(asString as string), 'same bytes as the string form')
+      } else {
+        t.ok(Buffer.isBuffer(body), `${kind} ${prim.length} B: one Buffer`)
+        t.same(body, Buffer.from(asString as string), 'same bytes as the string form')
       }
     }
   }

@@ -527,3 +527,15 @@ t.test('a session id sent by another peer (C sending B\'s session with A) is not
   t.equal((await guarded(c.request('b.example', '<fromC/>'), 'C')).primitive.toString(), '<fromC/>')
   t.same(seenB.map((x) => x.peer), ['a.example', 'c.example'])
 })
+
+t.test('large primitives (up to 1 MiB) both ways: sent as envelope pieces, received byte for byte', async (t) => {
+  const server = { maxBodyBytes: 4 * 1024 * 1024 }
+  const { a } = await nodePair(t, { server }, { server })
+  for (const size of [16 * 1024, 300_000, 1024 * 1024]) {
+    const prim = Buffer.concat([Buffer.from('<SendMessageRequest><ContentData>'), Buffer.alloc(size, 0x41 + (size % 26)), Buffer.from('</ContentData></SendMessageRequest>')])
+    const answer = await guarded(a.request('b.example', prim), `answer to ${size} B`)
+    t.equal(answer.primitive.length, prim.length, `${size} B: the echo has the request's length`)
+    t.ok(answer.primitive.equals(prim), `${size} B: and its bytes`)
+  }
+  t.equal(a.getStats().failed, 0, 'nothing failed')
+})

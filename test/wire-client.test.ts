@@ -245,6 +245,24 @@ t.test('request head: exact bytes, 1.2 content type, no session id, Buffer body 
   t.equal(srv.requests[1]!.body.length, 0)
 })
 
+t.test('a body as Buffers: written in order after the head, Content-Length their sum; anything else in the array is refused', async t => {
+  const srv = await scriptedServer(t, () => OK)
+  const client = newClient(t, srv.url)
+  const big = Buffer.alloc(70_000, 0x61)
+  const parts = [Buffer.from('<head>'), big, Buffer.alloc(0), Buffer.from('</head>')]
+  t.equal((await client.send(parts, { transactionId: 'T1', sessionId: 'S1' })).status, 200)
+  t.equal(srv.requests[0]!.headers['content-length'], String(6 + 70_000 + 7))
+  t.same(srv.requests[0]!.body, Buffer.concat(parts), 'the bytes arrive as one body, in order')
+  t.equal((await client.send([], { transactionId: 'T2' })).status, 200, 'an empty list is an empty body')
+  t.equal(srv.requests[1]!.headers['content-length'], '0')
+  const before = srv.bytes
+  for (const bad of [[Buffer.from('a'), 'b'], [42], [null]]) {
+    t.equal(codeOf(await client.send(bad as unknown as Buffer[], { transactionId: 'T3' }).catch((e: unknown) => e)), 'SSP_ERR_INVALID_ARGUMENT', JSON.stringify(bad))
+  }
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(srv.bytes, before, 'nothing written for them')
+})
+
 // ------------------------------------------------------------------ pipelining and backpressure
 
 t.test('writes up to pipelineDepth without waiting for answers, never more', async t => {

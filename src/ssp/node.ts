@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks'
 import { checkServerIdentity, type TLSSocket } from 'node:tls'
 import { channel } from 'node:diagnostics_channel'
 import { createError, isSspError, type SspError } from '../errors.js'
-import { WireClient, type WireRequestError } from '../wire/client.js'
+import { WireClient, wireBodyLength, type WireBody, type WireRequestError } from '../wire/client.js'
 import type { SspRequest } from '../wire/request.js'
 import type { ServerConnection } from '../wire/server-connection.js'
 import { WireServer, type WireServerStats } from '../wire/server.js'
@@ -130,7 +130,7 @@ class Served {
   readonly session: Session
   readonly tid: string
   readonly conn: ServerConnection
-  answer: Buffer | string = ''
+  answer: WireBody = ''
   attempt = 0
 
   constructor (session: Session, tid: string, conn: ServerConnection) {
@@ -198,7 +198,7 @@ export interface NodeStats {
 class PendingTx {
   readonly tid: string
   readonly session: Session
-  readonly body: Buffer | string
+  readonly body: WireBody
   /** Body bytes, counted against maxPendingBytesPerPeer while pending. */
   readonly bytes: number
   readonly start = performance.now()
@@ -214,7 +214,7 @@ class PendingTx {
   readonly onAck: (err: WireRequestError | null) => void
   resendTimer: NodeJS.Timeout | undefined = undefined
 
-  constructor (node: SspNode, tid: string, session: Session, body: Buffer | string, bytes: number, timeout: number,
+  constructor (node: SspNode, tid: string, session: Session, body: WireBody, bytes: number, timeout: number,
     resolve: (a: Answer) => void, reject: (e: Error) => void) {
     this.tid = tid
     this.session = session
@@ -629,7 +629,7 @@ export class SspNode extends EventEmitter {
   // ------------------------------------------------------------------ our transactions
 
   /** The bytes of one of our requests: the envelope around a primitive, or the application's own message (raw). */
-  private requestBody (session: Session, tid: string, body: Primitive | RawBody): Buffer | string {
+  private requestBody (session: Session, tid: string, body: Primitive | RawBody): WireBody {
     if (this.envelope === 'node') {
       if (typeof body !== 'string' && !Buffer.isBuffer(body)) throw createError('SSP_ERR_INVALID_ARGUMENT', { message: 'request body must be a string or a Buffer' })
       return session.writer.request(tid, body)
@@ -669,13 +669,13 @@ export class SspNode extends EventEmitter {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingPerPeer transactions in flight` }))
     }
     const tid = this.tids.next()
-    let body: Buffer | string
+    let body: WireBody
     try {
       body = this.requestBody(session, tid, input)
     } catch (err) {
       return Promise.reject(err)
     }
-    const bytes = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+    const bytes = wireBodyLength(body)
     if (peer.pendingBytes + bytes > this.options.maxPendingBytesPerPeer) {
       return Promise.reject(createError('SSP_ERR_PEER_LIMIT', { message: `${peer.domain}: maxPendingBytesPerPeer bytes in flight` }))
     }

@@ -135,9 +135,16 @@ export const CLIENT_SPEC: OptionSpec = {
   tls: object
 }
 
+/**
+ * A request body: a string (encoded as UTF-8 into the head's buffer), a Buffer,
+ * or Buffers written in order after the head in the same writev, never copied
+ * together (the node sends a large primitive inside its envelope this way).
+ */
+export type WireBody = Buffer | string | readonly Buffer[]
+
 /** What a failed request hands back so the layer above can resend it. */
 export interface WireRequestInfo {
-  body: Buffer | string
+  body: WireBody
   transactionId: string
   sessionId: string | undefined
   setup: boolean
@@ -191,7 +198,7 @@ interface FastBuffer {
 }
 
 class WireRequest {
-  body: Buffer | string
+  body: WireBody
   /** Encoded body length (Content-Length). */
   bodyLen: number
   transactionId: string
@@ -203,7 +210,7 @@ class WireRequest {
   redirects = 0
   visited: string[] | undefined = undefined
 
-  constructor (body: Buffer | string, bodyLen: number, tid: string, sid: string | undefined, setup: boolean, cb: WireCallback) {
+  constructor (body: WireBody, bodyLen: number, tid: string, sid: string | undefined, setup: boolean, cb: WireCallback) {
     this.body = body
     this.bodyLen = bodyLen
     this.transactionId = tid
@@ -211,6 +218,20 @@ class WireRequest {
     this.setup = setup
     this.callback = cb
   }
+}
+
+/** Encoded length of a body (its Content-Length), or -1 when it is none of the WireBody shapes. */
+export function wireBodyLength (body: unknown): number {
+  if (typeof body === 'string') return Buffer.byteLength(body, 'utf8')
+  if (Buffer.isBuffer(body)) return body.length
+  if (!Array.isArray(body)) return -1
+  let n = 0
+  for (let i = 0; i < body.length; i++) {
+    const b: unknown = body[i]
+    if (!Buffer.isBuffer(b)) return -1
+    n += b.length
+  }
+  return n
 }
 
 function requestInfo (req: WireRequest): WireRequestInfo {
@@ -446,11 +467,9 @@ export class WireClient extends EventEmitter {
    * error (SspError with `.request` for anything the caller may resend).
    * Returns false when the caller should wait for 'drain'.
    */
-  write (body: Buffer | string, transactionId: string, sessionId: string | undefined, setup: boolean, callback: WireCallback): boolean {
-    let bodyLen: number
-    if (typeof body === 'string') bodyLen = Buffer.byteLength(body, 'utf8')
-    else if (Buffer.isBuffer(body)) bodyLen = body.length
-    else return this.reject(callback, createError('SSP_ERR_INVALID_ARGUMENT', { message: 'body must be a Buffer or a string' }))
+  write (body: WireBody, transactionId: string, sessionId: string | undefined, setup: boolean, callback: WireCallback): boolean {
+    const bodyLen = wireBodyLength(body)
+    if (bodyLen < 0) return this.reject(callback, createError('SSP_ERR_INVALID_ARGUMENT', { message: 'body must be a Buffer, a string or an array of Buffers' }))
     if (typeof transactionId !== 'string' || !(this.allowAnyIds ? isSafeId(transactionId) : isIdString(transactionId))) {
       return this.reject(callback, createError('SSP_ERR_INVALID_ID', { message: 'x-wv-transactionid' }))
     }
@@ -481,7 +500,7 @@ export class WireClient extends EventEmitter {
   }
 
   /** Promise form of `write`. */
-  send (body: Buffer | string, opts: { transactionId: string, sessionId?: string | undefined, setup?: boolean }): Promise<{ status: number }> {
+  send (body: WireBody, opts: { transactionId: string, sessionId?: string | undefined, setup?: boolean }): Promise<{ status: number }> {
     return new Promise((resolve, reject) => {
       this.write(body, opts.transactionId, opts.sessionId, opts.setup === true, (err, status) => {
         if (err !== null) reject(err)
@@ -593,8 +612,10 @@ export class WireClient extends EventEmitter {
       const head = this.buildHead(req)
       sock.write(head)
       let out = head.length
-      if (typeof req.body !== 'string' && req.bodyLen > 0) {
-        sock.write(req.body)
+      const body = req.body
+      if (typeof body !== 'string' && req.bodyLen > 0) {
+        if (Buffer.isBuffer(body)) sock.write(body)
+        else for (let i = 0; i < body.length; i++) sock.write(body[i]!)
         out += req.bodyLen
       }
       this.stats.bytesOut += out

@@ -165,9 +165,10 @@ export class NodeB {
  * run: a finished transaction is replaced by one to the same peer, as each peer of a real
  * federation has its own traffic (re-issuing round robin instead would split every
  * peer's batch across all the connections). Round trips (µs) go into `hist` (null: not
- * recorded, e.g. a warm-up). `bodyFor(i)` gives the i-th request body.
+ * recorded, e.g. a warm-up). `bodyFor(i)` gives the i-th request body. `onDeadline(doneNow)`
+ * runs once when the window ends (before the drain); `doneNow()` counts completions so far.
  */
-export function drive (targets, bodyFor, outstanding, ms, hist) {
+export function drive (targets, bodyFor, outstanding, ms, hist, onDeadline) {
   return new Promise((resolve) => {
     let out = 0
     let done = 0
@@ -191,6 +192,7 @@ export function drive (targets, bodyFor, outstanding, ms, hist) {
           running = false
           tEnd = performance.now()
           doneAtEnd = done
+          if (onDeadline !== undefined) onDeadline(() => done)
         } else {
           issue(t)
           return
@@ -231,14 +233,29 @@ export async function measure (b, targets, bodyFor, outstanding, { secs, warmup 
   const ioA0 = procIo(process.pid)
   const hist = await newHist()
   const cpuA0 = process.cpuUsage()
-  const r = await drive(targets, bodyFor, outstanding, secs * 1000, hist)
-  const cpuA = process.cpuUsage(cpuA0)
-  const io1 = procIo(b.pid)
-  const wB1 = procWakeups(b.pid)
-  const wA1 = procWakeups(process.pid)
-  const ioA1 = procIo(process.pid)
-  const { stats, hrUs: statsHrUs } = await b.ask('stats')
-  const n = Math.max(1, hist.totalCount)
+  // Every counter is read when the window ends, not after the drain of the transactions
+  // still outstanding then: with thousands in flight the drain is long, and its shrinking
+  // batches are not the steady state being measured. The divisor is the transactions
+  // completed by the time node B has answered 'stats'.
+  let cpuA, io1, wB1, wA1, ioA1, statsP
+  let n = 1
+  const r = await drive(targets, bodyFor, outstanding, secs * 1000, hist, (doneNow) => {
+    cpuA = process.cpuUsage(cpuA0)
+    io1 = procIo(b.pid)
+    wB1 = procWakeups(b.pid)
+    wA1 = procWakeups(process.pid)
+    ioA1 = procIo(process.pid)
+    statsP = b.ask('stats').then((m) => { n = Math.max(1, doneNow()); return m })
+  })
+  if (statsP === undefined) { // the window never ended normally (guard): read everything now
+    cpuA = process.cpuUsage(cpuA0)
+    io1 = procIo(b.pid)
+    wB1 = procWakeups(b.pid)
+    wA1 = procWakeups(process.pid)
+    ioA1 = procIo(process.pid)
+    statsP = b.ask('stats').then((m) => { n = Math.max(1, r.completed); return m })
+  }
+  const { stats, hrUs: statsHrUs } = await statsP
   const per = (x0, x1, f) => x0 !== null && x1 !== null ? +((f(x1) - f(x0)) / n).toFixed(3) : null
   return {
     tps: Math.round(r.completed / r.secs),

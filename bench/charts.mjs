@@ -26,8 +26,8 @@ const ENGINES = {
   baseline: { label: 'node:http + undici', color: '#d62728' },
   ref: { label: 'ref (other build)', color: '#7f7f7f' },
   // scaling.json's peers-idle curve: the same engines, traffic on one pair, the other sessions idle
-  'ours-idle': { label: 'ours, one pair busy, the rest idle', color: '#9ecae1' },
-  'baseline-idle': { label: 'node:http + undici, one pair busy, the rest idle', color: '#ff9896' }
+  'ours-idle': { label: 'ours, one pair busy', color: '#9ecae1' },
+  'baseline-idle': { label: 'node:http + undici, one pair busy', color: '#ff9896' }
 }
 const ENGINE_ORDER = ['ours', 'ours-poll', 'baseline', 'ref', 'ours-idle', 'baseline-idle']
 /** e2e.json table key per engine. */
@@ -92,7 +92,7 @@ function lineSpec ({ title, subtitle, values, x, y, points = true }) {
         field: 'series',
         type: 'nominal',
         scale: { domain: present.map((e) => ENGINES[e].label), range: present.map((e) => ENGINES[e].color) },
-        legend: { title: null, orient: 'right' }
+        legend: { title: null, orient: 'right', labelLimit: 320 }
       },
       order: { field: 'x', type: 'quantitative' }
     },

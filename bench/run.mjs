@@ -144,7 +144,8 @@ const SECTIONS = {
     for (const t of r.table ?? []) {
       if (t.fullNode !== undefined) {
         const d16 = t.depth === 16
-        rows.push([`depth ${t.depth}: full node (\`serve --domain\`, answers POSTed)`, `${fmt(t.fullNode, 3)} µs/req (${fmt(t.reqPerSec?.['full node'])} req/s)`, `node:http ${fmt(t.nodeHttp, 3)} µs/req`, fmt(t.fullOverNodeHttp, 3), d16 ? '≤ 0.1' : '–', d16 ? verdict(r.targetFullNode?.met) : '–'])
+        const refused = t.fullNodeAnswerFailureShare > 0 ? `; ${fmt(t.fullNodeAnswerFailureShare * 100, 1)} % of answers refused (its client queue full)` : ''
+        rows.push([`depth ${t.depth}: full node (\`serve --domain\`, answers POSTed)`, `${fmt(t.fullNode, 3)} µs/req (${fmt(t.reqPerSec?.['full node'])} req/s${refused})`, `node:http ${fmt(t.nodeHttp, 3)} µs/req`, fmt(t.fullOverNodeHttp, 3), d16 ? '≤ 0.1' : '–', d16 ? verdict(r.targetFullNode?.met) : '–'])
         if (t.netFloor !== undefined && bareParseUs !== undefined) rows.push([`depth ${t.depth}: full node`, `${fmt(t.fullNode, 3)} µs/req`, `net floor + bare llhttp parse (section 1): ${fmt(t.netFloor + bareParseUs, 3)} µs/req`, fmt(t.fullNode / (t.netFloor + bareParseUs), 2), d16 ? '≤ 2' : '–', d16 ? verdict(t.fullNode / (t.netFloor + bareParseUs) <= 2) : '–'])
       }
       if (t.nginx !== undefined) rows.push([`depth ${t.depth}`, `${fmt(t.ours, 3)} µs/req`, `nginx return 200: ${fmt(t.nginx, 3)} µs/req`, fmt(t.oursOverNginx, 3), '–', '–'])

@@ -452,7 +452,12 @@ async function main () {
     if (withNginx) { row.nginx = r3(cell('nginx')); row.oursOverNginx = r3(row.ours / row.nginx) }
     if (servers['net floor']) { row.netFloor = r3(cell('net floor')); row.floorOverNodeHttp = r3(row.netFloor / row.nodeHttp) }
     if (servers['floor+framer']) row.floorPlusFramer = r3(cell('floor+framer'))
-    if (servers['full node']) { row.fullNode = r3(cell('full node')); row.fullOverNodeHttp = r3(row.fullNode / row.nodeHttp) }
+    if (servers['full node']) {
+      row.fullNode = r3(cell('full node'))
+      row.fullOverNodeHttp = r3(row.fullNode / row.nodeHttp)
+      // Answers the full node could not POST (its client queue full: the relay on wrk's core fell behind).
+      row.fullNodeAnswerFailureShare = r3(median(runs.filter((x) => x.depth === depth && x.engine === 'full node').map((x) => x.answerFailures / Math.max(1, x.requests))))
+    }
     row.reqPerSec = Object.fromEntries(kinds.map((k) => [k, rps(k)]))
     row.sysShare = Object.fromEntries(kinds.map((k) => [k, sysShare(k)]))
     return row

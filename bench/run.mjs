@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The benchmark suite: `npm run bench` (build, then this).
 //
-//   npm run bench                      # every scenario (~6 min on 2 cores)
-//   npm run bench -- --quick           # every scenario, short (~1.5 min): a smoke run, not figures to quote
+//   npm run bench                      # every scenario (~9 min on 2 cores)
+//   npm run bench -- --quick           # every scenario, short (~3 min): a smoke run, not figures to quote
 //   npm run bench -- e2e memory        # only these scenarios (others keep their last results)
 //   names: wake-floor, framing, server-cpu, client, e2e, https, memory, scaling
 //
@@ -12,6 +12,8 @@
 // JSON (fresh or from an earlier run, each with its own date) is merged into
 // bench/results/latest.json and summarised in bench/results/latest.md: per
 // scenario, this engine, its baseline, the ratio, the target and met/missed.
+// Then bench/charts.mjs draws the SVG charts of e2e.json and scaling.json next to
+// latest.md, which embeds them.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'

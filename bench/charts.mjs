@@ -229,61 +229,42 @@ function depthCharts (e2e, scaling) {
   return out
 }
 
+/** One chart against the number of peer domains; `what(xs)` is the alt text's opening. */
+function peersChart (file, title, subtitle, values, yTitle, what) {
+  if (values.length === 0) return []
+  const xs = xsOf(values)
+  return [{
+    file,
+    title,
+    subtitle,
+    alt: `${what} with ${listRange(xs)} peer domains holding live sessions (log scale) for ${seriesNames(values)}.`,
+    spec: (t) => lineSpec({
+      ...t,
+      values,
+      x: { title: 'Peer domains with live sessions (log scale)', log: true, values: xs, format: '~d' },
+      y: { title: yTitle }
+    })
+  }]
+}
+
 function peersCharts (scaling) {
-  const out = []
   const tps = fromCurve(scaling, 'peers', 'tps')
   const idle = fromCurve(scaling, 'peers-idle', 'tps', '-idle')
   if (tps.length > 0) tps.push(...idle)
-  if (tps.length > 0) {
-    const xs = xsOf(tps)
-    out.push({
-      file: 'tps-vs-peers.svg',
-      title: 'Transactions per second against peer domains',
-      subtitle: idle.length > 0
+  const cpu = [...fromCurve(scaling, 'peers', 'bCpuUsPerTx'), ...fromCurve(scaling, 'peers-idle', 'bCpuUsPerTx', '-idle')]
+  return [
+    ...peersChart('tps-vs-peers.svg', 'Transactions per second against peer domains',
+      idle.length > 0
         ? 'Node B with live sessions to this many peer domains, each pair busy (or one busy, the rest idle); x on a log scale'
         : 'Node B with live sessions to this many peer domains; x on a log scale',
-      alt: `Transactions per second with ${listRange(xs)} peer domains holding live sessions (log scale) for ${seriesNames(tps)}.`,
-      spec: (t) => lineSpec({
-        ...t,
-        values: tps,
-        x: { title: 'Peer domains with live sessions (log scale)', log: true, values: xs, format: '~d' },
-        y: { title: 'Transactions per second (tx/s)' }
-      })
-    })
-  }
-  const cpu = [...fromCurve(scaling, 'peers', 'bCpuUsPerTx'), ...fromCurve(scaling, 'peers-idle', 'bCpuUsPerTx', '-idle')]
-  if (cpu.length > 0) {
-    const xs = xsOf(cpu)
-    out.push({
-      file: 'cpu-vs-peers.svg',
-      title: 'Node B CPU time per transaction against peer domains',
-      subtitle: 'User + system CPU of the answering node per transaction; x on a log scale',
-      alt: `CPU microseconds spent by node B per transaction with ${listRange(xs)} peer domains holding live sessions (log scale) for ${seriesNames(cpu)}.`,
-      spec: (t) => lineSpec({
-        ...t,
-        values: cpu,
-        x: { title: 'Peer domains with live sessions (log scale)', log: true, values: xs, format: '~d' },
-        y: { title: 'Node B CPU per transaction (µs)' }
-      })
-    })
-  }
-  const rss = fromCurve(scaling, 'peers', 'rssMiB')
-  if (rss.length > 0) {
-    const xs = xsOf(rss)
-    out.push({
-      file: 'rss-vs-peers.svg',
-      title: 'Node B resident memory against peer domains',
-      subtitle: 'Resident set size of node B with live sessions to this many peer domains; x on a log scale',
-      alt: `Resident memory of node B in MiB with ${listRange(xs)} peer domains holding live sessions (log scale) for ${seriesNames(rss)}.`,
-      spec: (t) => lineSpec({
-        ...t,
-        values: rss,
-        x: { title: 'Peer domains with live sessions (log scale)', log: true, values: xs, format: '~d' },
-        y: { title: 'Node B RSS (MiB)' }
-      })
-    })
-  }
-  return out
+      tps, 'Transactions per second (tx/s)', 'Transactions per second'),
+    ...peersChart('cpu-vs-peers.svg', 'Node B CPU time per transaction against peer domains',
+      'User + system CPU of the answering node per transaction; x on a log scale',
+      cpu, 'Node B CPU per transaction (µs)', 'CPU microseconds spent by node B per transaction'),
+    ...peersChart('rss-vs-peers.svg', 'Node B resident memory against peer domains',
+      'Resident set size of node B with live sessions to this many peer domains; x on a log scale',
+      fromCurve(scaling, 'peers', 'rssMiB'), 'Node B RSS (MiB)', 'Resident memory of node B in MiB')
+  ]
 }
 
 function bodyChart (scaling) {

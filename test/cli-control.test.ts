@@ -78,16 +78,20 @@ if (!existsSync(MAIN)) {
     t.equal(three.status, 200)
     t.match(JSON.parse(three.text), { ok: true, count: 3, answered: 3 })
 
-    const stats = JSON.parse((await http('GET', `${control}/stats`)).text) as { sent: number, answered: number, sessions: number }
+    const stats = JSON.parse((await http('GET', `${control}/stats`)).text) as { sent: number, answered: number, sessions: number, reads: number, writes: number }
     t.equal(stats.sent, 4)
     t.equal(stats.answered, 4)
     t.ok(stats.sessions >= 1, 'a session is up')
+    // 4 transactions after a 7-step set-up: each side at least read and wrote once per step and per transaction half.
+    t.ok(stats.reads >= 4 && stats.writes >= 4, `socket reads ${stats.reads} and writes ${stats.writes} counted`)
 
     const after = (await http('GET', `${control}/metrics`)).text
     t.equal(sample(after, 'ssp_transactions_sent_total'), 4)
     t.equal(sample(after, 'ssp_transactions_answered_total'), 4)
     t.equal(sample(after, 'ssp_round_trip_seconds_count'), 4, 'each /send request observed once')
     t.equal(sample(after, 'ssp_control_sends_total{outcome="answered"}'), 4)
+    t.ok((sample(after, 'ssp_socket_writes_total') ?? 0) >= stats.writes, 'socket writes mirrored (at least as many as at /stats)')
+    t.ok((sample(after, 'ssp_socket_reads_total') ?? 0) >= stats.reads, 'socket reads mirrored')
     t.ok((sample(after, 'ssp_sessions') ?? 0) >= 1)
 
     // A peer it cannot reach: the failure is the node's code, 502, and counted by code.

@@ -539,3 +539,36 @@ t.test('large primitives (up to 1 MiB) both ways: sent as envelope pieces, recei
   }
   t.equal(a.getStats().failed, 0, 'nothing failed')
 })
+
+t.test('answers that are ready at once leave together: no more answer writes, nor 200 writes, than reads that brought the requests', async (t) => {
+  type Handler = (tx: IncomingTransaction) => Buffer | Promise<Buffer>
+  const handlers: Array<[string, Handler]> = [
+    ['a synchronous handler', (tx) => tx.primitive],
+    ['an already-settled promise', (tx) => Promise.resolve(tx.primitive)],
+    ['an async function', async (tx) => tx.primitive]
+  ]
+  for (const [name, handler] of handlers) {
+    await t.test(name, async (t) => {
+      const { a, b } = await nodePair(t, {}, { handler })
+      await guarded(a.request('b.example', '<First/>'), 'the first transaction (set-up, both connections up)')
+      const b0 = b.getStats()
+      const a0 = a.getStats()
+      const answers = await guarded(Promise.all(Array.from({ length: 16 }, (_, i) => a.request('b.example', `<R n="${i}"/>`))), '16 answers')
+      t.same(answers.map((x) => x.primitive.toString()), Array.from({ length: 16 }, (_, i) => `<R n="${i}"/>`), 'all 16 answered, each with its own')
+      const b1 = b.getStats()
+      const a1 = a.getStats()
+      const requestReads = b1.wire[0]!.reads - b0.wire[0]!.reads // B's listener: A's requests only (A's 200s come on B's own connection)
+      const ackWrites = b1.wire[0]!.writes - b0.wire[0]!.writes
+      const answerWrites = (b1.writes - b1.wire[0]!.writes) - (b0.writes - b0.wire[0]!.writes)
+      t.ok(requestReads >= 1 && requestReads <= 16, `B read the 16 requests in ${requestReads} read(s)`)
+      t.ok(answerWrites >= 1 && answerWrites <= requestReads, `B wrote the 16 answers in ${answerWrites} write(s)`)
+      t.ok(ackWrites >= 1 && ackWrites <= requestReads, `B wrote the 16 200s in ${ackWrites} write(s)`)
+      // A's 200s for the answers go out at the end of the turn that read them, after these promises settled.
+      await until(() => a.getStats().wire[0]!.writes > a0.wire[0]!.writes, 'A\'s 200s for the answers')
+      const a2 = a.getStats()
+      const answerReads = a1.wire[0]!.reads - a0.wire[0]!.reads
+      const aAckWrites = a2.wire[0]!.writes - a0.wire[0]!.writes
+      t.ok(aAckWrites >= 1 && aAckWrites <= answerReads, `A wrote its 200s for the answers in ${aAckWrites} write(s) for ${answerReads} read(s)`)
+    })
+  }
+})

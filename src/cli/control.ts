@@ -149,6 +149,8 @@ export async function startControl (node: SspNode, o: ControlOptions): Promise<C
   mirrorCounter(registry, 'ssp_interop_fallbacks_total', 'interop fallbacks and accepted deviations (node and listeners)', [], one(interopFallbacks))
   mirrorCounter(registry, 'ssp_incoming_requests_total', 'requests from peers handed to the handler', [], one((st) => st.incomingRequests))
   mirrorCounter(registry, 'ssp_answers_sent_total', 'response halves this node sent to peers', [], one((st) => st.answersSent))
+  mirrorCounter(registry, 'ssp_socket_reads_total', 'socket reads on every connection of the node (per transaction: the batching)', [], one((st) => st.reads))
+  mirrorCounter(registry, 'ssp_socket_writes_total', 'socket writes on every connection of the node (the 200s of a turn and a flush of POSTs count one each)', [], one((st) => st.writes))
   const sends = new Counter({ name: 'ssp_control_sends_total', help: 'requests sent through POST /send, by outcome (answered or the error code)', labelNames: ['outcome'], registers: [registry] })
   const rtt = new Histogram({
     name: 'ssp_round_trip_seconds',

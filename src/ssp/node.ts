@@ -190,6 +190,12 @@ export interface NodeStats {
   /** Bytes on every connection of this node, both directions (POSTs and 200s, in and out). */
   bytesIn: number
   bytesOut: number
+  /**
+   * Socket reads and writes on every connection of this node: per transaction they show
+   * the batching (at depth 16, one read and one write per connection per batch).
+   */
+  reads: number
+  writes: number
   /** Interop fallbacks and accepted deviations of this layer, by kind (the wire's are in `wire.interop`). */
   interop: Record<string, number>
   wire: WireServerStats[]
@@ -388,13 +394,20 @@ export class SspNode extends EventEmitter {
   getStats (): NodeStats {
     let bytesIn = this.retired.bytesIn
     let bytesOut = this.retired.bytesOut
+    let reads = this.retired.reads
+    let writes = this.retired.writes
     for (const c of this.allClients) {
-      bytesIn += c.stats.bytesIn
-      bytesOut += c.stats.bytesOut
+      const s = c.stats
+      bytesIn += s.bytesIn
+      bytesOut += s.bytesOut
+      reads += s.reads
+      writes += s.writes
       if (c.closed && c.inFlight === 0) {
         // Fold closed clients into the totals so the set stays small.
-        this.retired.bytesIn += c.stats.bytesIn
-        this.retired.bytesOut += c.stats.bytesOut
+        this.retired.bytesIn += s.bytesIn
+        this.retired.bytesOut += s.bytesOut
+        this.retired.reads += s.reads
+        this.retired.writes += s.writes
         this.allClients.delete(c)
       }
     }
@@ -402,11 +415,15 @@ export class SspNode extends EventEmitter {
     for (const w of wire) {
       bytesIn += w.bytesIn
       bytesOut += w.bytesOut
+      reads += w.reads
+      writes += w.writes
     }
     return {
       ...this.c,
       bytesIn,
       bytesOut,
+      reads,
+      writes,
       sessions: this.sessions.size,
       setupsInProgress: this.setup.inProgress,
       pending: this.pending.size,
@@ -840,7 +857,7 @@ export class SspNode extends EventEmitter {
 
   /** Every outbound client not yet folded into `retired` (for byte counts). */
   private readonly allClients = new Set<WireClient>()
-  private readonly retired = { bytesIn: 0, bytesOut: 0 }
+  private readonly retired = { bytesIn: 0, bytesOut: 0, reads: 0, writes: 0 }
 
   /** Outbound clients no session owns yet (set-up in progress without pair reuse). */
   private readonly orphanClients = new Set<WireClient>()

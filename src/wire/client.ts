@@ -161,6 +161,10 @@ export interface WireClientStats {
   failed: number
   bytesOut: number
   bytesIn: number
+  /** Socket reads (data events) on the client's connections. */
+  reads: number
+  /** Writes to the socket: one per flush, however many requests it carries (a corked writev). */
+  writes: number
   connects: number
   reconnects: number
   redirectsFollowed: number
@@ -330,6 +334,8 @@ export class WireClient extends EventEmitter {
     failed: 0,
     bytesOut: 0,
     bytesIn: 0,
+    reads: 0,
+    writes: 0,
     connects: 0,
     reconnects: 0,
     redirectsFollowed: 0,
@@ -622,6 +628,7 @@ export class WireClient extends EventEmitter {
       if (req.setup && first) { this.barrier = true; break }
     }
     if (corked) {
+      this.stats.writes++
       sock.uncork()
       if (this.busyPollMicros !== 0) pollAfterIo(this.busyPollMicros)
     }
@@ -647,6 +654,7 @@ export class WireClient extends EventEmitter {
   _data (conn: Connection, chunk: Buffer): void {
     if (conn !== this.conn) return
     this.stats.bytesIn += chunk.length
+    this.stats.reads++
     conn.framer.push(chunk)
     if (this.busyPollMicros !== 0) pollAfterIo(this.busyPollMicros)
     this.afterParse(conn)

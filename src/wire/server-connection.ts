@@ -226,6 +226,8 @@ export class ServerConnection implements FramerSink {
     const n = chunk.length
     this.stats.bytesIn += n
     this.host.stats.bytesIn += n
+    this.stats.reads++
+    this.host.stats.reads++
     this.lastRead = this.host.now
     if (this.closing) {
       this.linger(n)
@@ -484,6 +486,8 @@ export class ServerConnection implements FramerSink {
     const n = b.length
     this.stats.bytesOut += n
     this.host.stats.bytesOut += n
+    this.stats.writes++
+    this.host.stats.writes++
     this.socket.write(b, this.written)
   }
 

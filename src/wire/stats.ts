@@ -10,6 +10,10 @@ export interface WireStatsSnapshot {
   acknowledged: number
   bytesIn: number
   bytesOut: number
+  /** Socket reads (data events): with `requests`, how many requests a read brings. */
+  reads: number
+  /** Writes handed to the socket (the 200s of one turn are one): with `requests`, how well the 200s coalesce. */
+  writes: number
   /** Refused requests and connection-level failures, by stable error code. */
   errors: Record<string, number>
   /** Deviations accepted in the interop posture, by kind. */
@@ -29,6 +33,8 @@ export class WireStats {
   acknowledged = 0
   bytesIn = 0
   bytesOut = 0
+  reads = 0
+  writes = 0
   handlerErrors = 0
   unacknowledgedDropped = 0
   incompleteRequests = 0
@@ -52,6 +58,8 @@ export class WireStats {
       acknowledged: this.acknowledged,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
+      reads: this.reads,
+      writes: this.writes,
       errors: { ...this.errors },
       interop: { ...this.interop },
       handlerErrors: this.handlerErrors,

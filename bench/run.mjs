@@ -4,6 +4,7 @@
 //   npm run bench                      # every scenario (~9 min on 2 cores)
 //   npm run bench -- --quick           # every scenario, short (~3 min): a smoke run, not figures to quote
 //   npm run bench -- e2e memory        # only these scenarios (others keep their last results)
+//   npm run bench -- --report          # run nothing: latest.md and the charts again from the results there are
 //   names: wake-floor, framing, server-cpu, client, e2e, https, memory, scaling
 //
 // Each scenario runs as its own child process (`node bench/<x>.mjs ...`), in its
@@ -42,15 +43,17 @@ const SCENARIOS = {
   scaling: { script: 'scaling.mjs', args: [], quickArgs: ['--quick'], file: 'scaling.json', limit: 300, quickLimit: 150 }
 }
 
-const { argv, has, positionals: named } = benchArgs(import.meta.url, { quick: { type: 'boolean' } }, { positionals: true })
+const { argv, has, positionals: named } = benchArgs(import.meta.url, { quick: { type: 'boolean' }, report: { type: 'boolean' } }, { positionals: true })
 const QUICK = has('quick')
+/** --report: run nothing; merge the results there are into latest.json/latest.md and draw the charts again. */
+const REPORT_ONLY = has('report')
 for (const n of named) {
   if (SCENARIOS[n] === undefined) {
     console.error(`unknown scenario '${n}'; names: ${Object.keys(SCENARIOS).join(', ')}`)
     process.exit(2)
   }
 }
-const selected = named.length > 0 ? named : Object.keys(SCENARIOS)
+const selected = REPORT_ONLY ? [] : named.length > 0 ? named : Object.keys(SCENARIOS)
 
 function machine () {
   return baseMachine()
@@ -269,9 +272,11 @@ function markdown (merged, charts = []) {
   const lines = [
     '# Benchmark results',
     '',
-    `Run: ${merged.date} (${merged.quick ? '`--quick`: short smoke run' : 'full run'}; \`${merged.command}\`).`,
+    merged.reportOnly
+      ? `Report: ${merged.date} (\`${merged.command}\`: no scenario run now; each section gives the date of its result).`
+      : `Run: ${merged.date} (${merged.quick ? '`--quick`: short smoke run' : 'full run'}; \`${merged.command}\`).`,
     `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, ${m.platform}; node ${m.node} (V8 ${m.v8}).`,
-    `Load average at start of the run: ${merged.loadavgAtStart.join(', ')} (other processes share this machine; figures are medians of alternating rounds in one run).`,
+    ...(merged.reportOnly ? [] : [`Load average at start of the run: ${merged.loadavgAtStart.join(', ')} (other processes share this machine; figures are medians of alternating rounds in one run).`]),
     ''
   ]
   for (const name of Object.keys(SCENARIOS)) {
@@ -321,6 +326,7 @@ async function main () {
     date: started,
     command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`,
     quick: QUICK,
+    reportOnly: REPORT_ONLY,
     machine: mach,
     loadavgAtStart: loadAtStart,
     totalSecs: Math.round((Date.now() - t0) / 1000),

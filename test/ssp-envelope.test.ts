@@ -108,6 +108,14 @@ t.test('fast transaction range: agrees with the full scan wherever it answers, a
       t.equal(primitiveView(body, fast!).toString(), prim.trim())
     }
   }
+  // A comment, CDATA or DOCTYPE before the start tag is left to the full scan; one inside the primitive is content.
+  const env = w.request('T_9', '<x/>') as string
+  const at = env.indexOf('<Transaction')
+  for (const junk of ['<!-- c -->', '<!DOCTYPE x>', '<![CDATA[y]]>']) {
+    t.equal(fastTransactionRange(Buffer.from(env.slice(0, at) + junk + env.slice(at)), 'T_9'), undefined, `${junk} before the Transaction: the full scan decides`)
+  }
+  const inside = Buffer.from(w.request('T_9', '<x><!-- c --></x>') as string)
+  t.equal(primitiveView(inside, fastTransactionRange(inside, 'T_9')!).toString(), '<x><!-- c --></x>', 'a comment inside the primitive is the primitive\'s')
   // Baraza's shape: whitespace and newlines everywhere, single-quoted declaration.
   const baraza = Buffer.from("<?xml version='1.0'?>\n<WV-SSP-Message xmlns=\"x\">\n<Session sessionID=\"6@x.example\">\n<Transaction mode=\"Request\" transactionID=\"0000000002-0\">\n<SendMessageRequest deliveryReport=\"No\">\n</SendMessageRequest>\n\n</Transaction>\n</Session>\n</WV-SSP-Message>\n")
   const fb = fastTransactionRange(baraza, '0000000002-0')

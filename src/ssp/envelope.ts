@@ -128,8 +128,9 @@ const BANG_OPEN = Buffer.from('<!', 'latin1')
 export function fastTransactionRange (body: Buffer, tid: string): { contentStart: number, contentEnd: number } | undefined {
   const open = body.indexOf(TX_OPEN)
   if (open < 0 || body.indexOf(TX_OPEN, open + TX_OPEN.length) >= 0) return undefined // none, or more than one (or a look-alike)
-  const bang = body.indexOf(BANG_OPEN)
-  if (bang >= 0 && bang < open) return undefined // a comment, CDATA or DOCTYPE before it: let the full scan judge
+  // A comment, CDATA or DOCTYPE before it: let the full scan judge. Searched backwards from the
+  // start tag, so only the head is read, not the whole body (a 1 MiB primitive has none to find).
+  if (open > 0 && body.lastIndexOf(BANG_OPEN, open - 1) >= 0) return undefined
   const c = body[open + TX_OPEN.length]
   if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return undefined
   const attr = body.indexOf(TID_ATTR, open)

@@ -248,6 +248,14 @@ class FullNodeServer {
     return this
   }
 
+  /**
+   * While wrk loads this server, the relay (this process, on wrk's core) runs before wrk:
+   * a relay starved by wrk answers late, the node's outbound queue fills and it refuses
+   * answers, which is not the path being measured. wrk sending a little less is harmless.
+   */
+  beforeLoad () { try { os.setPriority(-5) } catch {} }
+  afterLoad () { try { os.setPriority(0) } catch {} }
+
   /** The relay to a.example (see above); resolves with its URL. */
   async relay (aPort) {
     const net = await import('node:net')
@@ -367,7 +375,9 @@ function runWrk (port, depth, secs, conns, pin, scriptArgs = []) {
 async function measure (server, depth, secs, conns, pin) {
   const a = await server.snap()
   const t0 = process.hrtime.bigint()
+  server.beforeLoad?.()
   const w = await runWrk(server.port, depth, secs, conns, pin, server.wrkArgs)
+  server.afterLoad?.()
   const b = await server.snap()
   const wall = Number(process.hrtime.bigint() - t0) / 1e9
   const requests = b.requests - a.requests
@@ -377,7 +387,7 @@ async function measure (server, depth, secs, conns, pin) {
   return {
     requests,
     // The full node: answers it failed to POST in the window (must be 0, or the run measured a failing path).
-    ...(a.answerFailures !== undefined ? { answersSent: b.answersSent - a.answersSent, answerFailures: b.answerFailures - a.answerFailures } : {}),
+    ...(a.answerFailures !== undefined ? { answersSent: b.answersSent - a.answersSent, answerFailures: b.answerFailures - a.answerFailures, duplicates: b.duplicates - a.duplicates } : {}),
     wrkRequests: w.requests,
     non2xx: w.non2xx,
     socketErrors: w.socketErrors,
@@ -410,6 +420,8 @@ async function main () {
   if (!have('wrk')) throw new Error('wrk not found: apt-get install -y wrk')
   if (!existsSync(join(dist, 'index.js'))) throw new Error('dist/ missing: npm run build')
   const pin = have('taskset')
+  // This process (the full node's peer and relay) stays on wrk's core, off the server's.
+  if (pin) { try { execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' }) } catch {} }
   const withNginx = have('nginx')
   const info = { ...machine(), clkTck: CLK_TCK, pinned: pin, wrk: spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].trim() }
   process.stderr.write(`server-cpu: depths ${depths.join(',')}, ${rounds} round(s) x ${secs} s, ${conns} conns, pinned ${pin}, nginx ${withNginx ? 'yes' : 'absent (skipped)'}\n`)
@@ -437,7 +449,7 @@ async function main () {
       for (const k of order) {
         const m = await measure(servers[k], depth, secs, conns, pin)
         runs.push({ round: r + 1, depth, engine: k, ...m })
-        process.stderr.write(`  round ${r + 1} depth ${String(depth).padStart(2)} ${k.padEnd(9)} ${m.usPerReq.toFixed(3)} us/req  (${m.requests} req, ${m.reqPerSec} req/s, cpu ${m.cpuSec}s = ${m.cpuUtil} core, sys ${Math.round((m.sysShare ?? 0) * 100)}%${m.non2xx ? `, NON-2XX ${m.non2xx}` : ''}${m.socketErrors ? `, socket errors ${m.socketErrors}` : ''})\n`)
+        process.stderr.write(`  round ${r + 1} depth ${String(depth).padStart(2)} ${k.padEnd(9)} ${m.usPerReq.toFixed(3)} us/req  (${m.requests} req, ${m.reqPerSec} req/s, cpu ${m.cpuSec}s = ${m.cpuUtil} core, sys ${Math.round((m.sysShare ?? 0) * 100)}%${m.answerFailures !== undefined ? `, answers ${m.answersSent} sent ${m.answerFailures} refused, ${m.duplicates} duplicates` : ''}${m.non2xx ? `, NON-2XX ${m.non2xx}` : ''}${m.socketErrors ? `, socket errors ${m.socketErrors}` : ''})\n`)
       }
     }
   }

@@ -8,9 +8,13 @@
 //   node bench/server-cpu.mjs                 # 3 rounds x 4 s per cell, depths 1,16,64 (~2.5 min)
 //   node bench/server-cpu.mjs --quick         # 1 round x 3 s (~30 s)
 //   options: --depths 1,16,64 --rounds 3 --secs 4 --conns 8 --no-floor
-//            --engines ours,node:http,net floor[,floor+framer]   (floor+framer: node:net +
-//                        RequestFramer + counting sink, no ServerConnection: a decomposition aid)
-//            --dist DIR  run `ours` (and the floor helpers) from another build (patched copy of dist/)
+//            --engines ours,node:http,net floor,full node[,floor+framer]   (floor+framer: node:net +
+//                        RequestFramer + counting sink, no ServerConnection: a decomposition aid;
+//                        full node: the `serve --domain` CLI, every answer POSTed, see FullNodeServer)
+//            --dist DIR  run `ours`, the full node (and the floor helpers) from another build (a patched
+//                        copy of dist/; for the full node it must sit in the repository's root, e.g.
+//                        ./dist-ref, as the CLI reads ../../package.json)
+//            SSP_BENCH_FULL_PROF=DIR  the full node under --cpu-prof (a diagnostic)
 //            --profile   after the table, run `ours` at depth 16 under --cpu-prof and
 //                        print the top self-time functions (bench/results/prof-server-cpu/)
 //

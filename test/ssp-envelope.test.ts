@@ -116,6 +116,19 @@ t.test('fast transaction range: agrees with the full scan wherever it answers, a
   }
   const inside = Buffer.from(w.request('T_9', '<x><!-- c --></x>') as string)
   t.equal(primitiveView(inside, fastTransactionRange(inside, 'T_9')!).toString(), '<x><!-- c --></x>', 'a comment inside the primitive is the primitive\'s')
+  // Start tags that almost have the shape: each left to the full scan, never misread (and never a hang).
+  for (const tag of ['<Transaction transactionID=">', '<Transaction transactionID="T_9" x=">', '<Transaction mode="Request"transactionID="T_9">',
+    '<Transaction mode="Request" transactionID="T_9"/>', '<Transaction transactionID="T_90">', '<Transaction\ttransactionID="T_">']) {
+    const b = Buffer.from(env.slice(0, at) + tag + '<x/></Transaction></Session></WV-SSP-Message>')
+    t.equal(fastTransactionRange(b, 'T_9'), undefined, `not the shape: ${tag}`)
+  }
+  for (const ws of [' ', '\t', '\n', '\r\n ']) {
+    const b = Buffer.from(env.slice(0, at) + `<Transaction${ws}mode="Request"${ws}transactionID="T_9"><x/></Transaction></Session></WV-SSP-Message>`)
+    t.equal(primitiveView(b, fastTransactionRange(b, 'T_9')!).toString(), '<x/>', `whitespace ${JSON.stringify(ws)} between attributes`)
+  }
+  const nonAscii = Buffer.from(env.slice(0, at) + '<Transaction transactionID="Tä"><x/></Transaction></Session></WV-SSP-Message>')
+  t.ok(fastTransactionRange(nonAscii, 'Tä') !== undefined, 'a non-ASCII id (not in the grammar) is still compared as UTF-8')
+  t.equal(fastTransactionRange(nonAscii, 'Ta'), undefined)
   // Baraza's shape: whitespace and newlines everywhere, single-quoted declaration.
   const baraza = Buffer.from("<?xml version='1.0'?>\n<WV-SSP-Message xmlns=\"x\">\n<Session sessionID=\"6@x.example\">\n<Transaction mode=\"Request\" transactionID=\"0000000002-0\">\n<SendMessageRequest deliveryReport=\"No\">\n</SendMessageRequest>\n\n</Transaction>\n</Session>\n</WV-SSP-Message>\n")
   const fb = fastTransactionRange(baraza, '0000000002-0')

@@ -112,6 +112,7 @@ export function primitiveName (primitive: Buffer): string {
 
 const TX_OPEN = Buffer.from('<Transaction', 'latin1')
 const TX_CLOSE = Buffer.from('</Transaction>', 'latin1')
+const TX_WORD = Buffer.from('Transaction', 'latin1')
 const TID_ATTR = Buffer.from('transactionID="', 'latin1')
 const BANG_OPEN = Buffer.from('<!', 'latin1')
 
@@ -120,43 +121,80 @@ const BANG_OPEN = Buffer.from('<!', 'latin1')
  * envelopes this package and Baraza write: a single unprefixed
  * `<Transaction …transactionID="TID">` start tag (the id its last
  * attribute), then the primitive, then `</Transaction>` followed only by
- * whitespace and end tags. A handful of native `indexOf`s instead of a scan
- * of every tag of the primitive. Undefined for any other shape (a batch,
- * prefixes, comments after the Transaction, the id not last, an entity in
- * the id): the caller then uses `peekEnvelopeIds`, which reads them all.
+ * whitespace and end tags. Three native searches (the start tag, the last
+ * end tag, the word between them) and loops over the few bytes of the tags,
+ * instead of a scan of every tag of the primitive. Undefined for any other
+ * shape (a batch, prefixes, comments before or after the Transaction, the id
+ * not last, an entity in the id, the word `Transaction` in the primitive): the
+ * caller then uses `peekEnvelopeIds`, which reads them all.
  */
 export function fastTransactionRange (body: Buffer, tid: string): { contentStart: number, contentEnd: number } | undefined {
   const open = body.indexOf(TX_OPEN)
-  if (open < 0 || body.indexOf(TX_OPEN, open + TX_OPEN.length) >= 0) return undefined // none, or more than one (or a look-alike)
-  // A comment, CDATA or DOCTYPE before it: let the full scan judge. Searched backwards from the
-  // start tag, so only the head is read, not the whole body (a 1 MiB primitive has none to find).
-  if (open > 0 && body.lastIndexOf(BANG_OPEN, open - 1) >= 0) return undefined
-  const c = body[open + TX_OPEN.length]
-  if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return undefined
-  const attr = body.indexOf(TID_ATTR, open)
-  if (attr < 0) return undefined
+  if (open < 0) return undefined
+  // The start tag is read byte by byte below (it is a few dozen bytes: a loop costs less than a
+  // native indexOf call each, and the id is compared without decoding it to a string).
+  // A comment, CDATA or DOCTYPE before it: let the full scan judge (only the head is read).
+  for (let i = 0; i < open - 1; i++) if (body[i] === 0x3c && body[i + 1] === 0x21) return undefined
+  const name = open + TX_OPEN.length
+  if (!isSpace(body[name])) return undefined
+  // The tag ends at the first `>`; its last attribute must be transactionID="TID", right before it.
+  const n = body.length
+  let gt = name
+  while (gt < n && body[gt] !== 0x3e) {
+    if (body[gt] === 0x3c) return undefined // a `<` inside the tag: not well-formed, the full scan judges
+    gt++
+  }
+  if (gt >= n || body[gt - 1] !== 0x22) return undefined
+  const attr = indexWithin(body, TID_ATTR, name, gt)
+  if (attr < 0 || !isSpace(body[attr - 1])) return undefined
   const valueStart = attr + TID_ATTR.length
-  const valueEnd = body.indexOf(0x22, valueStart)
-  if (valueEnd < 0 || valueEnd - valueStart !== Buffer.byteLength(tid) || body.toString('utf8', valueStart, valueEnd) !== tid) return undefined
-  // The attribute must belong to the start tag: no `>` between the tag's name and it, and `>` right after it.
-  const gt = body.indexOf(0x3e, open)
-  if (gt !== valueEnd + 1) return undefined
-  const before = body[attr - 1]
-  if (before !== 0x20 && before !== 0x09 && before !== 0x0a && before !== 0x0d) return undefined
+  let valueEnd = valueStart
+  while (valueEnd < gt && body[valueEnd] !== 0x22) valueEnd++
+  if (valueEnd !== gt - 1 || !sameId(body, valueStart, valueEnd, tid)) return undefined
+  // The last end tag, and between the start tag and it no other `Transaction` at all: one scan
+  // rules out a second Transaction (start or end tag) inside; a primitive that merely says
+  // "Transaction" goes to the full scan, which is slower, not wrong.
   const close = body.lastIndexOf(TX_CLOSE)
-  if (close <= gt || body.indexOf(TX_CLOSE, gt) !== close) return undefined // none, or more than one end tag
+  if (close <= gt || body.indexOf(TX_WORD, gt) !== close + 2) return undefined
   // After the end tag: only whitespace and end tags (`</Session>`, `</WV-SSP-Message>`).
-  for (let i = close + TX_CLOSE.length; i < body.length;) {
+  for (let i = close + TX_CLOSE.length; i < n;) {
     const b = body[i]!
     if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) { i++; continue }
     if (b !== 0x3c || body[i + 1] !== 0x2f) return undefined
-    const end = body.indexOf(0x3e, i)
-    if (end < 0) return undefined
-    for (let j = i + 2; j < end; j++) {
-      const x = body[j]!
+    let end = i + 2
+    for (; end < n; end++) {
+      const x = body[end]!
+      if (x === 0x3e) break
       if (x === 0x3c || x === 0x22 || x === 0x27 || x === 0x21) return undefined
     }
+    if (end >= n) return undefined
     i = end + 1
   }
   return { contentStart: gt + 1, contentEnd: close }
+}
+
+/** First position of `needle` wholly inside body[from, to), or -1 (a short range: a plain loop). */
+function indexWithin (body: Buffer, needle: Buffer, from: number, to: number): number {
+  const first = needle[0]!
+  const last = to - needle.length
+  outer: for (let i = from; i <= last; i++) {
+    if (body[i] !== first) continue
+    for (let j = 1; j < needle.length; j++) if (body[i + j] !== needle[j]) continue outer
+    return i
+  }
+  return -1
+}
+
+/** Are body[start, end) the UTF-8 bytes of `id`? ASCII ids (every id the grammar allows) without decoding. */
+function sameId (body: Buffer, start: number, end: number, id: string): boolean {
+  if (end - start === id.length) {
+    let ascii = true
+    for (let i = 0; i < id.length; i++) {
+      const c = id.charCodeAt(i)
+      if (c > 0x7f) { ascii = false; break }
+      if (body[start + i] !== c) return false
+    }
+    if (ascii) return true
+  }
+  return end - start === Buffer.byteLength(id) && body.toString('utf8', start, end) === id
 }

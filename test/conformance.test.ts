@@ -1,5 +1,7 @@
 import t from 'tap'
+import * as fs from 'node:fs'
 import * as net from 'node:net'
+import * as path from 'node:path'
 import { XMLValidator } from 'fast-xml-parser'
 import { Parser, type FinalResults, type Result } from 'tap-parser'
 import { Command } from 'commander'
@@ -320,12 +322,24 @@ t.test('the CLI action', async (t) => {
   await t.test('a --trigger command is run with the lab in its environment', async (t) => {
     const sut = await faultSut(t, undefined)
     const out: string[] = []
-    // The command cannot reach an in-process server's API; it only proves it ran (and was told the lab's URL).
+    // The command cannot reach an in-process server's API; it proves it ran by leaving what it was told in a file.
+    const mark = path.join(t.testdir(), 'trigger-ran')
     const code = await conformanceCommand(base(sut.url, {
-      only: 'S-004', trigger: `node -e "process.exit(process.env.SSP_LAB_URL.startsWith('http://127.0.0.1:') && process.env.SSP_LAB_DOMAIN === '${LAB}' ? 0 : 9)"`
+      only: 'S-004',
+      trigger: `node -e "require('fs').appendFileSync(process.argv[1], process.env.SSP_LAB_DOMAIN + ' ' + process.env.SSP_LAB_URL + ' ' + process.env.SSP_TRIGGER + '\\n')" ${JSON.stringify(mark)}`
     }), { ...quietIo(out), onListening: ({ url }) => sut.addLab(url) })
     t.equal(code, EXIT.FAILURE, 'S-004 not testable: the SUT was never made to initiate')
+    const lines = fs.readFileSync(mark, 'utf8').trim().split('\n')
+    t.ok(lines.length >= 1, `the command ran (${lines.length} time(s))`)
+    t.match(lines[0], new RegExp(`^${LAB.replace(/\./g, '\\.')} http://127\\.0\\.0\\.1:\\d+/\\S* 1$`), 'told the lab domain, its URL and the trigger number')
     t.notMatch(out.join(''), /trigger \d failed/, 'the command exited 0')
+
+    // The same check sees a command that fails.
+    const out2: string[] = []
+    const sut2 = await faultSut(t, undefined)
+    await conformanceCommand(base(sut2.url, { only: 'S-004', trigger: 'node -e "process.exit(9)"' }),
+      { ...quietIo(out2), onListening: ({ url }) => sut2.addLab(url) })
+    t.match(out2.join(''), /trigger 1 failed: --trigger exited with 9/, 'a failing command is reported')
   })
 
   await t.test('registerConformance adds the subcommand and its options', async (t) => {

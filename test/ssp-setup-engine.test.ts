@@ -8,7 +8,7 @@ import t from 'tap'
 import { isSspError } from '../src/errors.js'
 import { Mode, parseSetup, buildSetup, SetupKind, type ParsedSetupMessage, type SetupMessage } from '../src/ssp/messages.js'
 import { SetupInitiator, SetupResponder, type SetupPolicy } from '../src/ssp/setup-engine.js'
-import { isRedirectStatus, redirectLocation } from '../src/wire/redirect.js'
+import { isRedirectStatus, redirectLocation, redirectTarget } from '../src/wire/redirect.js'
 
 /** Through the codec, as on the wire. */
 function wire (m: SetupMessage, secretEncoding: 'plain' | 'base64' = 'plain'): ParsedSetupMessage {
@@ -117,4 +117,15 @@ t.test('one redirect rule: 301/302/303/307/308 with a Location', async (t) => {
   t.equal(redirectLocation(307, ''), undefined)
   t.equal(redirectLocation(304, '/x'), undefined)
   t.equal(redirectLocation(undefined, '/x'), undefined)
+})
+
+t.test('one resolution of a redirect target: relative to the URL that answered, http(s) only', async (t) => {
+  const from = 'http://127.0.0.1:7000/ssp/in'
+  t.equal(redirectTarget('/other', from)?.href, 'http://127.0.0.1:7000/other', 'absolute path')
+  t.equal(redirectTarget('next', from)?.href, 'http://127.0.0.1:7000/ssp/next', 'relative path')
+  t.equal(redirectTarget('https://b.example:8443/x', new URL(from))?.href, 'https://b.example:8443/x', 'absolute URL, other scheme')
+  t.equal(redirectTarget('//c.example/y', from)?.href, 'http://c.example/y', 'scheme-relative')
+  t.equal(redirectTarget('ftp://c.example/y', from), undefined, 'not http(s): unusable')
+  t.equal(redirectTarget('mailto:x@y', from), undefined, 'not http(s): unusable')
+  t.equal(redirectTarget('http://[::1', from), undefined, 'not a URL: unusable')
 })

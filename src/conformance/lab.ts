@@ -40,7 +40,7 @@ import {
 } from '../ssp/messages.js'
 import { SetupInitiator, SetupResponder, type SetupPolicy } from '../ssp/setup-engine.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from '../wire/header-bytes.js'
-import { isRedirectStatus, redirectLocation } from '../wire/redirect.js'
+import { isRedirectStatus, redirectLocation, redirectTarget } from '../wire/redirect.js'
 import { ACK, redirectReply } from '../wire/replies.js'
 import {
   buildPost, header, parseMessage, ProbeClient, ProbeListener, type HttpMessage, type InboundConnection, type Reply
@@ -642,8 +642,8 @@ export class ConformanceLab {
       if (st === 200) return { conn, n: ex.n, ok: true, why: '' }
       const loc = redirectLocation(st, ex.reply === undefined ? undefined : header(ex.reply, 'location'))
       if (loc !== undefined && fresh && msg.kind === SetupKind.SEND_SECRET_TOKEN && hop < 5) {
-        let next: URL
-        try { next = new URL(loc, conn.client.url) } catch { return { conn, n: ex.n, ok: false, why: `unusable Location ${loc}` } }
+        const next = redirectTarget(loc, conn.client.url)
+        if (next === undefined) return { conn, n: ex.n, ok: false, why: `unusable Location ${loc}` }
         this.run.notes.push(`the SUT redirected the lab's ${purpose.replace('setup-', 'step ')} to ${next.href} (allowed at set-up)`)
         conn.client.destroy()
         try {

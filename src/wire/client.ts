@@ -34,7 +34,7 @@ import { createError, type ErrorCode, type SspError } from '../errors.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, isIdString } from './header-bytes.js'
 import { MAX_BUSY_POLL_MICROS, pollAfterIo } from './busy-poll.js'
 import { any, boolean, integer, object, oneOf, resolveOptions, string, type OptionSpec } from '../options-check.js'
-import { isRedirectStatus } from './redirect.js'
+import { isRedirectStatus, redirectTarget } from './redirect.js'
 import { postHeadStart } from './request-head.js'
 import { ResponseFramer, type ResponseSink } from './response-framer.js'
 
@@ -734,14 +734,9 @@ export class WireClient extends EventEmitter {
   private followRedirect (conn: Connection, location: string, status: number): void {
     const req = this.queue[this.runningIdx]!
     const from = this.target
-    let next: URL | undefined
-    try {
-      next = new URL(location, from)
-    } catch {
-      next = undefined
-    }
+    const next = redirectTarget(location, from)
     let err: WireRequestError | undefined
-    if (next === undefined || (next.protocol !== 'http:' && next.protocol !== 'https:')) {
+    if (next === undefined) {
       err = requestError(req, 'SSP_ERR_HTTP_RESPONSE', { message: `unusable Location ${JSON.stringify(location)}`, status })
     } else {
       req.visited ??= [from.href]

@@ -20,3 +20,20 @@ export function redirectLocation (status: number | undefined, location: string |
   if (status === undefined || !isRedirectStatus(status) || location === undefined || location === '') return undefined
   return location
 }
+
+/**
+ * Where a redirect leads: `location` resolved against the URL that answered,
+ * or undefined when it is not a usable http(s) URL (the caller fails the
+ * request as "unusable Location"). The client, the lab and the fault server
+ * resolve through this one function, so a relative Location, a `ftp:` one or
+ * garbage mean the same everywhere.
+ */
+export function redirectTarget (location: string, from: URL | string): URL | undefined {
+  let next: URL
+  try {
+    next = new URL(location, from)
+  } catch {
+    return undefined
+  }
+  return next.protocol === 'http:' || next.protocol === 'https:' ? next : undefined
+}

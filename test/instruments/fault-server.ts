@@ -23,7 +23,7 @@ import {
 } from '../../src/ssp/messages.js'
 import { SetupInitiator, SetupResponder, type SetupPolicy } from '../../src/ssp/setup-engine.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13, ContentType, classifyContentType, isIdString } from '../../src/wire/header-bytes.js'
-import { redirectLocation } from '../../src/wire/redirect.js'
+import { redirectLocation, redirectTarget } from '../../src/wire/redirect.js'
 import { ACK, errorReply, redirectReply } from '../../src/wire/replies.js'
 import { buildPost, header, ProbeClient, ProbeListener, type HttpMessage, type Reply } from '../../src/conformance/http.js'
 import type { ErrorCode } from '../../src/errors.js'
@@ -312,10 +312,11 @@ export class FaultServer {
         if (st === 200) return
         const loc = redirectLocation(st, r?.response === undefined ? undefined : header(r.response, 'location'))
         const follow = this.fault === 'follows-any-redirect' || (p.setup && fresh && this.fault !== 'no-redirect')
-        if (loc !== undefined && follow && hop < 5) {
+        const next = loc === undefined ? undefined : redirectTarget(loc, c.url)
+        if (next !== undefined && follow && hop < 5) {
           c.destroy()
           peer.out = undefined
-          peer.url = new URL(loc, c.url)
+          peer.url = next
           continue
         }
         throw createError('SSP_ERR_HTTP_STATUS', { message: r?.response?.startLine ?? r?.error ?? 'no answer' })

@@ -844,7 +844,10 @@ t.test('graceful close', async (t) => {
     const c = await s.connect()
     c.write(pipeline(1))
     await c.waitAnswers(1)
+    const t0 = performance.now()
     await s.server.close()
+    const waited = performance.now() - t0
+    t.ok(waited >= 190, `close() waited for the held request up to closeTimeout (${waited.toFixed(0)} ms of 200)`)
     t.equal(s.server.getStats().inFlight, 1, 'closed although the handler never finished')
     await c.waitClose()
     t.equal(s.server.close(), s.server.close(), 'close() is idempotent')

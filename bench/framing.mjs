@@ -285,7 +285,7 @@ async function envelopeCases () {
   return [
     // string + Buffer.byteLength, what the wire client does with a string body
     ['wrap string primitive (+ byteLength)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primStr); sink += Buffer.byteLength(b) }],
-    ['wrap Buffer primitive (Buffer.concat)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primBuf); sink += b.length }],
+    ['wrap Buffer primitive (pieces)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primBuf); sink += b.length }],
     ['primitive view, full scan (peekEnvelopeIds + trim)', () => { const ids = peekEnvelopeIds(whole); sink += primitiveView(whole, ids.transactions[0]).length }],
     ['primitive view, fast path (one-Transaction shape)', () => { sink += primitiveView(whole, fastTransactionRange(whole, 'TmDF9dndzGU_1')).length }],
     ['primitive name', () => { sink += primitiveName(primBuf).length }]

@@ -433,13 +433,14 @@ async function main () {
   const engines = opt('engines', 'ours,node:http,net floor,full node').split(',')
   if (has('no-floor')) engines.splice(engines.indexOf('net floor') >>> 0, 1)
   const childKind = { ours: 'ours', 'node:http': 'node', 'net floor': 'floor', 'floor+framer': 'framer' }
+  // Checked before any server starts: a refusal afterwards would leave children running.
+  for (const e of engines) if (e !== 'full node' && childKind[e] === undefined) throw new Error(`unknown engine ${e}`)
+  if (!engines.includes('ours') || !engines.includes('node:http')) throw new Error('--engines must include ours and node:http')
   const servers = {}
   for (const e of engines) {
     if (e === 'full node') { servers[e] = await new FullNodeServer(pin).start(); continue }
-    if (childKind[e] === undefined) throw new Error(`unknown engine ${e}`)
     servers[e] = await new NodeServer(childKind[e], pin).start()
   }
-  if (!servers.ours || !servers['node:http']) throw new Error('--engines must include ours and node:http')
   if (withNginx) servers.nginx = await new NginxServer(pin).start()
   const kinds = Object.keys(servers)
 

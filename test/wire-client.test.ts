@@ -263,6 +263,39 @@ t.test('a body as Buffers: written in order after the head, Content-Length their
   t.equal(srv.bytes, before, 'nothing written for them')
 })
 
+t.test('a batch is one socket write; a body over 16 KiB goes out uncopied between its pieces', async t => {
+  const srv = await scriptedServer(t, () => OK)
+  const client = newClient(t, srv.url, { pipelineDepth: 32 })
+  await client.connect()
+  // Spy on what this client hands its socket (the scripted server's own writes go to other sockets).
+  const calls: Array<{ chunk: Buffer, corked: boolean }> = []
+  const proto = net.Socket.prototype as unknown as { write: (...a: unknown[]) => boolean }
+  const orig = proto.write
+  proto.write = function (this: net.Socket, ...a: unknown[]) {
+    if (this.remotePort === srv.port) calls.push({ chunk: a[0] as Buffer, corked: this.writableCorked > 0 })
+    return orig.apply(this, a)
+  }
+  t.teardown(() => { proto.write = orig })
+  const small = (i: number): Buffer | string | Buffer[] => i % 3 === 0 ? `<s>${i}</s>` : i % 3 === 1 ? Buffer.from(`<b>${i}</b>`) : [Buffer.from('<p>'), Buffer.from(String(i)), Buffer.from('</p>')]
+  const bodyText = (i: number): string => { const b = small(i); return typeof b === 'string' ? b : Buffer.isBuffer(b) ? b.toString() : Buffer.concat(b).toString() }
+  const outs = await Promise.all(range(16).map((tid, i) => client.send(small(i), { transactionId: tid, sessionId: 'S1' })))
+  t.ok(outs.every(o => o.status === 200))
+  t.equal(calls.length, 1, '16 small requests of one tick: one socket write')
+  t.same(srv.requests.slice(0, 16).map(r => r.body.toString()), range(16).map((_, i) => bodyText(i)), 'each body intact and in order')
+  calls.length = 0
+  // Under highWaterMark (64 KiB) in all, so the three go in one flush.
+  const big = Buffer.alloc(40_000, 0x62)
+  const tail = Buffer.alloc(16 * 1024, 0x63) // exactly the copy bound: copied
+  const batch = [client.send('<x/>', { transactionId: 'B1' }), client.send(big, { transactionId: 'B2' }), client.send(tail, { transactionId: 'B3' })]
+  await Promise.all(batch)
+  t.equal(calls.filter(c => c.chunk === big).length, 1, 'the large body is handed to the socket itself, not a copy')
+  t.notOk(calls.some(c => c.chunk === tail), 'a 16 KiB body is copied into the batch buffer')
+  t.equal(calls.length, 3, 'before it, it, after it')
+  t.same(calls.map(c => c.corked), [true, true, true], 'all inside one cork: one writev')
+  t.same(srv.requests.slice(16).map(r => r.body.length), [4, 40_000, 16 * 1024])
+  t.ok(srv.requests[17]!.body.equals(big) && srv.requests[18]!.body.equals(tail), 'bytes arrive as sent')
+})
+
 // ------------------------------------------------------------------ pipelining and backpressure
 
 t.test('writes up to pipelineDepth without waiting for answers, never more', async t => {

@@ -9,8 +9,11 @@
  * `x-wv-sessionid`, so a peer that reads only the body (Baraza does) and one
  * that reads only the headers see the same transaction.
  *
- * On the hot path this costs one string concatenation (or one Buffer.concat
- * for a Buffer primitive): everything but the transaction id and the
+ * On the hot path this costs one string concatenation for a string primitive,
+ * or, for a Buffer primitive, one small Buffer (the transaction id) and an
+ * array of four pieces, never a copy of the primitive: the wire client copies
+ * pieces of up to 16 KiB into its batch buffer (the one copy there is) and
+ * writes larger ones as they are. Everything but the transaction id and the
  * primitive is made once per session (`EnvelopeWriter`).
  *
  * Reading goes the other way without a DOM: `peekEnvelopeIds` gives the byte
@@ -24,14 +27,6 @@ import { attrValue, Mode, ROOT_ELEMENT, rootOpen, SSP_NAMESPACE, SspVersion, typ
 const MID = '">'
 const TAIL = `</Transaction></Session></${ROOT_ELEMENT}>`
 const TAIL_BYTES = Buffer.from(TAIL, 'latin1')
-/**
- * Buffer primitives from this size on are sent as the envelope's pieces
- * (WireBody as Buffer[]), not copied into one Buffer: at 1 MiB the copy was
- * ~27 % of the sending node's CPU (native-notes.md, section 10). Below it a copy
- * of a few KiB costs less than the extra writev entries.
- */
-const CHUNKED_FROM = 16 * 1024
-
 /** What an envelope is made of: a primitive, serialised XML, inserted verbatim. */
 export type Primitive = Buffer | string
 
@@ -69,10 +64,10 @@ export class EnvelopeWriter {
     let head: Buffer
     if (response) head = this.respHeadBytes ??= Buffer.from(this.respHead, 'utf8')
     else head = this.reqHeadBytes ??= Buffer.from(this.reqHead, 'utf8')
-    const parts = [head, Buffer.from(t + MID, 'utf8'), primitive, TAIL_BYTES]
-    // A large primitive is not copied: the pieces go to the client as they are
-    // and out in the request's one writev.
-    return primitive.length >= CHUNKED_FROM ? parts : Buffer.concat(parts)
+    // Not concatenated here: the client copies small bodies into its batch
+    // buffer anyway (a concat was a second copy, measured in native-notes.md §11)
+    // and sends a large primitive uncopied.
+    return [head, Buffer.from(t + MID, 'utf8'), primitive, TAIL_BYTES]
   }
 }
 

@@ -288,8 +288,61 @@ async function envelopeCases () {
     ['wrap Buffer primitive (pieces)', () => { const b = w.request('TmDF9dndzGU_' + (n++).toString(36), primBuf); sink += b.length }],
     ['primitive view, full scan (peekEnvelopeIds + trim)', () => { const ids = peekEnvelopeIds(whole); sink += primitiveView(whole, ids.transactions[0]).length }],
     ['primitive view, fast path (one-Transaction shape)', () => { sink += primitiveView(whole, fastTransactionRange(whole, 'TmDF9dndzGU_1')).length }],
-    ['primitive name', () => { sink += primitiveName(primBuf).length }]
+    ['primitive name', () => { sink += primitiveName(primBuf).length }],
+    ...(await nodeLookupCases())
   ].map(([k, f]) => [k, () => { f(); if (sink === -1) console.log(sink) }])
+}
+
+/**
+ * The node's per-request lookups on receipt (native-notes section 11): the dedupe window's
+ * check of a fresh transaction id (the node's own table, and the Set + ring it replaced,
+ * written here as it was), and finding the session by the x-wv-sessionid header (the id's
+ * string and two Map lookups, or the connection's hint compared as bytes). Every op slices
+ * a new id string from one buffer, as the framer does; 65,536 distinct ids in turn, so a
+ * window of 4,096 never holds the one being checked.
+ */
+async function nodeLookupCases () {
+  const { DedupeWindow } = await import(join(dist, 'ssp/session.js'))
+  const { SspRequest } = await import(join(dist, 'wire/request.js'))
+  const IDS = 65_536
+  const texts = Array.from({ length: IDS }, (_, i) => 'TmDF9dndzGU_' + i.toString(36))
+  const offs = [0]
+  for (const x of texts) offs.push(offs[offs.length - 1] + x.length)
+  const ids = Buffer.from(texts.join(''), 'latin1')
+  class SetRing { // the design before: a Set for lookup, a ring for eviction
+    constructor (size) { this.size = size; this.ring = []; this.seen = new Set(); this.i = 0 }
+    check (id) {
+      const before = this.seen.size
+      this.seen.add(id)
+      if (this.seen.size === before) return true
+      if (this.ring.length < this.size) this.ring.push(id)
+      else { this.seen.delete(this.ring[this.i]); this.ring[this.i] = id; this.i = (this.i + 1) % this.size }
+      return false
+    }
+  }
+  const table = new DedupeWindow(4096)
+  const setRing = new SetRing(4096)
+  let n = 0
+  let hits = 0
+  const next = () => { const k = n++ & (IDS - 1); return ids.latin1Slice(offs[k], offs[k + 1]) }
+  const sid = 'SbwpnJjGaqvw2eOndZ301pz@a.example'
+  const head = Buffer.from(`POST / HTTP/1.1\r\nx-wv-sessionid: ${sid}\r\n\r\n`, 'latin1')
+  const sidOff = head.indexOf(sid)
+  const session = { ended: false }
+  const byId = new Map()
+  const byPeerId = new Map()
+  for (let i = 0; i < 10; i++) { byId.set(`S${i}xxxxxxxxxxxxxxxxxxxxx@b.example`, {}); byPeerId.set(`S${i}yyyyyyyyyyyyyyyyyyyy@a.example`, {}) }
+  byPeerId.set(sid, session)
+  const hint = { session, sid }
+  const req = () => new SspRequest(3, 1, head, 0, 0, 0, true, head, 0, head.length, -1, 0, sidOff, sid.length)
+  const lookup = (r) => { const s = r.sessionId; return byId.get(s) ?? byPeerId.get(s) }
+  return [
+    ['fresh id slice alone (the cost in both dedupe rows)', () => { hits += next().length & 1 }],
+    ['dedupe check, window 4,096: own table', () => { if (table.check(next())) hits++ }],
+    ['dedupe check, window 4,096: Set + ring (before)', () => { if (setRing.check(next())) hits++ }],
+    ['session by header: string + 2 Map lookups (before)', () => { if (lookup(req()) === session) hits++ }],
+    ['session by header: connection hint, bytes compared', () => { const r = req(); if ((r.sessionIdEquals(hint.sid) ? hint.session : lookup(r)) === session) hits++ }]
+  ].map(([k, f]) => [k, () => { f(); if (hits === -1) console.log(hits) }])
 }
 
 // ------------------------------------------------------------------ hot-path micro costs (native-notes section 5)

@@ -114,14 +114,14 @@ const resultDate = (r) => r?.machine?.date ?? r?.date ?? '?'
 /** One section per scenario; each extractor tolerates missing fields (scripts evolve). */
 const SECTIONS = {
   'wake-floor' (r) {
-    const rows = (r.cells ?? []).map((c) => [c.placement, c.size, `${fmt(c.rttUs, 1)} µs`])
+    const rows = (r.cells ?? []).map((c) => [c.placement, c.size, `${fmt(c.rttUs, 1)} µs`, c.echoCpuUs == null ? '–' : `${fmt(c.echoCpuUs, 1)} µs`])
     const c = r.ceilings
     const note = c
-      ? `\n\nA pipelined exchange that sends one batch of \`depth\` requests per round trip and lets both processes sleep in between completes at most depth ÷ floor requests per second: at depth ${c.depth} (basis: ${c.basis}) **${fmt(c.pipelineReqPerSec)} req/s** for one connection, and the same in transactions per second end to end (a transaction is one round trip on its critical path: the request to B, the answer POSTed back to A). Only keeping a process awake (busy polling, or one write per request as undici does) gets past it. Sections 3 and 4 set their targets beside this rate. The floor is itself noisy on a shared VM (rounds vary by ±30 %).`
+      ? `\n\nA pipelined exchange that sends one batch of \`depth\` requests per round trip and lets both processes sleep in between completes at most depth ÷ floor requests per second: at depth ${c.depth} (basis: ${c.basis}) **${fmt(c.pipelineReqPerSec)} req/s** for one connection, and the same in transactions per second end to end (a transaction is one round trip on its critical path: the request to B, the answer POSTed back to A). Only keeping a process awake (busy polling, or one write per request as undici does) gets past it. Sections 3 and 4 set their targets beside this rate. The floor is itself noisy on a shared VM (rounds vary by ±30 %). The echo's CPU per round trip is what one sleep, one wake-up, one read and one write cost a process that does nothing else: the CPU floor of any node that sleeps once per batch (section 4 gives it per transaction beside node B's).`
       : ''
     return {
       title: '0. Round-trip floor of this machine (two idle Node processes, loopback TCP)',
-      body: mdTable(['placement', 'size', 'round trip'], rows) + note
+      body: mdTable(['placement', 'size', 'round trip', 'echo CPU per round trip'], rows) + note
     }
   },
   framing (r) {
@@ -201,6 +201,7 @@ const SECTIONS = {
       rows.push([`depth ${t.depth}`, 'round trip p50 / p99 / p99.9 (µs)', `${fmt(t.ours?.p50us)} / ${fmt(t.ours?.p99us)} / ${fmt(t.ours?.p999us)}`, `${fmt(t.baseline?.p50us)} / ${fmt(t.baseline?.p99us)} / ${fmt(t.baseline?.p999us)}`, `p99 ${fmt(t.p99Ratio)}`, '–', '–'])
       if (t.oursPoll) rows.push([`depth ${t.depth}`, 'round trip p50 / p99 / p99.9 (µs), busy polling', `${fmt(t.oursPoll.p50us)} / ${fmt(t.oursPoll.p99us)} / ${fmt(t.oursPoll.p999us)}`, '', `p99 ${fmt(t.pollP99Ratio)}`, '–', '–'])
       rows.push([`depth ${t.depth}`, 'node B CPU per transaction (µs)', fmt(t.ours?.bCpuUsPerTx), fmt(t.baseline?.bCpuUsPerTx), fmt(t.bCpuRatio), d16 ? '≤ 3' : d64 ? '≤ 2.5' : '–', d16 ? verdict(tg.bCpu16?.met) : d64 ? verdict(tg.bCpu64?.met) : '–'])
+      if (t.ours?.floorCpuUsPerTx != null) rows.push([`depth ${t.depth}`, 'CPU floor per transaction (µs): the same rounds\' do-nothing node:net echo, one sleep + read + write per batch (node B has two reads and two writes)', fmt(t.ours.floorCpuUsPerTx, 2), '–', `B ${fmt(t.ours.bCpuUsPerTx / t.ours.floorCpuUsPerTx, 2)}× it`, '–', '–'])
       if (t.ours?.bReadsPerTx !== undefined) rows.push([`depth ${t.depth}`, `per batch of ${t.depth}: node B sleeps / reads / writes`, `${perBatch(t.ours?.bSleepsPerTx)} / ${perBatch(t.ours?.bReadsPerTx)} / ${perBatch(t.ours?.bWritesPerTx)}`, `${perBatch(t.baseline?.bSleepsPerTx)} / ${perBatch(t.baseline?.bReadsPerTx)} / ${perBatch(t.baseline?.bWritesPerTx)}`, '–', '–', '–'])
       if (t.ours?.aSleepsPerTx !== undefined) rows.push([`depth ${t.depth}`, `per batch of ${t.depth}: node A sleeps / reads / writes`, `${perBatch(t.ours?.aSleepsPerTx)} / ${perBatch(t.ours?.aReadsPerTx)} / ${perBatch(t.ours?.aWritesPerTx)}`, `${perBatch(t.baseline?.aSleepsPerTx)} / ${perBatch(t.baseline?.aReadsPerTx)} / ${perBatch(t.baseline?.aWritesPerTx)}`, '–', '–', '–'])
       if (t.overRef) rows.push([`depth ${t.depth}`, `this build / ref build (${r.params?.refBuild}): tps, p99, B CPU/tx`, `${fmt(t.overRef.tps, 2)}× / ${fmt(t.overRef.p99us, 2)} / ${fmt(t.overRef.bCpuUsPerTx, 2)}`, '–', '–', d16 ? 'p99 ≤ 1' : '–', d16 ? verdict(tg.p99VsRef?.met) : '–'])

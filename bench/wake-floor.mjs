@@ -21,7 +21,10 @@
 // core 0 (same core: no cross-CPU wake-up). Sizes: 1 byte each way, and one
 // depth-16 batch (16 x 454-byte SSP POSTs out, 16 x 38-byte 200s back). The
 // echo side is plain node:net: it answers once it has the whole batch, with
-// one write. Writes bench/results/wake-floor.json.
+// one write. Each cell also gives the echo process's CPU per round trip (last
+// round): what a sleep, a wake-up, a read and a write cost a process that does
+// nothing else, the CPU floor under any node that sleeps once per batch.
+// Writes bench/results/wake-floor.json.
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -66,7 +69,14 @@ function echo () {
     })
   })
   server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
-  process.on('message', (m) => { if (m === 'exit') process.exit(0) })
+  // 'mark' / 'cpu': this process's CPU (user + system µs) between the two, so the
+  // caller learns what a do-nothing node:net peer spends per sleeping round trip.
+  let cpu0 = process.cpuUsage()
+  process.on('message', (m) => {
+    if (m === 'exit') process.exit(0)
+    if (m === 'mark') { cpu0 = process.cpuUsage(); process.send({ marked: true }) }
+    if (m === 'cpu') { const c = process.cpuUsage(cpu0); process.send({ cpuUs: c.user + c.system, sysUs: c.system }) }
+  })
 }
 
 // ------------------------------------------------------------------ parent
@@ -140,11 +150,16 @@ async function main () {
     for (const s of sizes) {
       await pingPong(port, s.out, s.back, Math.min(200, trips)) // warm-up
       const vals = []
-      for (let r = 0; r < rounds; r++) vals.push(await pingPong(port, s.out, s.back, trips))
+      let echoCpuUs = null
+      for (let r = 0; r < rounds; r++) {
+        if (r === rounds - 1) await askEcho(child, 'mark')
+        vals.push(await pingPong(port, s.out, s.back, trips))
+        if (r === rounds - 1) echoCpuUs = +((await askEcho(child, 'cpu')).cpuUs / trips).toFixed(1)
+      }
       vals.sort((a, b) => a - b)
       const us = vals[vals.length >> 1]
-      cells.push({ placement: p.name, size: s.name, rttUs: +us.toFixed(1), rounds: vals.map((v) => +v.toFixed(1)) })
-      console.error(`  ${p.name.padEnd(22)} ${s.name.padEnd(48)} ${us.toFixed(1)} µs per round trip`)
+      cells.push({ placement: p.name, size: s.name, rttUs: +us.toFixed(1), echoCpuUs, rounds: vals.map((v) => +v.toFixed(1)) })
+      console.error(`  ${p.name.padEnd(22)} ${s.name.padEnd(48)} ${us.toFixed(1)} µs per round trip, echo CPU ${echoCpuUs} µs per round trip`)
     }
     child.send('exit')
   }
@@ -158,8 +173,8 @@ async function main () {
         e2eTxPerSec: Math.round(depth / batchCross.rttUs * 1e6)
       }
   console.log('\nround-trip floor (plain node:net, no work on either side; median of rounds)')
-  console.log('placement               size                                              µs/round trip')
-  for (const c of cells) console.log(`${c.placement.padEnd(23)} ${c.size.padEnd(49)} ${String(c.rttUs).padStart(8)}`)
+  console.log('placement               size                                              µs/round trip   echo CPU µs/round trip')
+  for (const c of cells) console.log(`${c.placement.padEnd(23)} ${c.size.padEnd(49)} ${String(c.rttUs).padStart(8)} ${String(c.echoCpuUs).padStart(16)}`)
   if (ceilings) {
     console.log(`\none batch per sleeping round trip at depth ${depth} (cross-core batch floor): ${ceilings.pipelineReqPerSec} req/s on one connection; end to end (one round trip per transaction) ${ceilings.e2eTxPerSec} tx/s`)
   }
@@ -167,25 +182,45 @@ async function main () {
   writeFileSync(join(here, 'results', 'wake-floor.json'), JSON.stringify({ machine: machine(), pinned: canPin, params: { rounds, trips, depth }, cells, ceilings }, null, 2) + '\n')
 }
 
+/** Ask the echo child something over IPC and wait for its answer (bounded: 5 s). */
+function askEcho (child, msg) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { child.off('message', on); reject(new Error(`echo child did not answer '${msg}'`)) }, 5000)
+    const on = (m) => { clearTimeout(timer); resolve(m) }
+    child.once('message', on)
+    child.send(msg)
+  })
+}
+
 /**
- * The cross-core batch floor alone (µs per round trip of one depth-`depth` batch, median
- * of `rounds`), for another scenario to set its ceiling in its own run (bench/e2e.mjs).
- * The echo child goes on core 1, like node B there; the caller is already on core 0.
+ * The cross-core batch floor, for another scenario to set its ceiling in its own run
+ * (bench/e2e.mjs): µs per round trip of one depth-`depth` batch (median of `rounds`),
+ * and the echo side's CPU per round trip over the last round: what one sleep, one
+ * wake-up, one read and one write cost a node:net process that does no other work
+ * (the CPU floor of a node that sleeps once per batch). The echo child goes on
+ * core 1, like node B there; the caller is already on core 0.
  */
-export async function batchFloorUs ({ depth = 16, trips = 1000, rounds = 1 } = {}) {
+export async function batchFloor ({ depth = 16, trips = 1000, rounds = 1 } = {}) {
   const { child, port } = await startEcho(1)
   try {
     await pingPong(port, depth * REQ_BYTES, depth * ACK_BYTES, 200) // warm-up
     const vals = []
-    for (let r = 0; r < rounds; r++) vals.push(await pingPong(port, depth * REQ_BYTES, depth * ACK_BYTES, trips))
+    let echoCpuUs = null
+    for (let r = 0; r < rounds; r++) {
+      const last = r === rounds - 1
+      if (last) await askEcho(child, 'mark')
+      vals.push(await pingPong(port, depth * REQ_BYTES, depth * ACK_BYTES, trips))
+      if (last) echoCpuUs = (await askEcho(child, 'cpu')).cpuUs / trips
+    }
     vals.sort((a, b) => a - b)
-    return vals[vals.length >> 1]
+    return { rttUs: vals[vals.length >> 1], echoCpuUs }
   } finally {
     child.send('exit')
   }
 }
 
-// Run as a script (or as the echo child); imported, only batchFloorUs is used.
+
+// Run as a script (or as the echo child); imported, only batchFloor is used.
 if (process.argv[1] === self) {
   if (has('echo')) echo()
   else main().catch((err) => { console.error(err); process.exit(1) })

@@ -125,6 +125,15 @@ class Incoming extends BodyPrimitive implements IncomingTransaction {
   }
 }
 
+/**
+ * What the node caches on an inbound connection: the session last seen there,
+ * by the id it came with. One per connection, overwritten in place when the
+ * traffic switches sessions (pair reuse carries two), so a switch allocates nothing.
+ */
+class SessionHint {
+  constructor (public session: Session, public sid: string) {}
+}
+
 /** One request being served: what its answer POST needs until the answer's 200. */
 class Served {
   readonly session: Session
@@ -470,12 +479,29 @@ export class SspNode extends EventEmitter {
   // ------------------------------------------------------------------ incoming
 
   private onIncoming (req: SspRequest, conn: ServerConnection): void | Promise<void> {
-    const sid = req.sessionId
-    if (sid === undefined) return this.onSessionless(req, conn)
-    const session = this.sessions.get(sid) ?? this.sessionsByPeerId.get(sid)
-    if (session === undefined || session.ended) {
-      this.c.unknownSession++
-      return
+    // The session last seen on this connection, compared as header bytes: a
+    // connection carries one session's traffic in the steady state, so most
+    // requests skip the id's string and the two Map lookups (native-notes §11).
+    let hint = conn.hint as SessionHint | undefined
+    if (hint !== undefined && hint.session.ended) {
+      // Drop it: an ended session (and its dedupe window) is not kept alive by an idle connection.
+      conn.hint = hint = undefined
+    }
+    let session: Session
+    let sid: string
+    if (hint !== undefined && req.sessionIdEquals(hint.sid)) {
+      session = hint.session
+      sid = hint.sid
+    } else {
+      const s = req.sessionId
+      if (s === undefined) return this.onSessionless(req, conn)
+      const found = this.sessions.get(s) ?? this.sessionsByPeerId.get(s)
+      if (found === undefined || found.ended) {
+        this.c.unknownSession++
+        return
+      }
+      session = found
+      sid = s
     }
     // A session id is honoured only on connections of the peer that owns it.
     const bound = conn.context
@@ -488,16 +514,16 @@ export class SspNode extends EventEmitter {
       conn.context = session.peer
       session.peer.inbound.add(conn)
     }
+    if (hint === undefined) conn.hint = new SessionHint(session, sid)
+    else if (hint.session !== session || hint.sid !== sid) { hint.session = session; hint.sid = sid }
     const tid = req.transactionId
     if (tid === undefined) return this.fromEnvelope(req, session, conn)
-    const p = this.pending.get(tid)
-    if (p !== undefined && p.session.peer === session.peer) {
-      this.answered(p, req.body, sid)
-      return
-    }
+    // Every pending transaction has one of our ids: a peer's own id is served without a lookup.
     if (this.tids.owns(tid)) {
-      // One of our ids, no longer pending: an answer after timeout or a duplicate answer.
-      this.c.lateAnswers++
+      const p = this.pending.get(tid)
+      if (p !== undefined && p.session.peer === session.peer) this.answered(p, req.body, sid)
+      // Otherwise one of our ids no longer pending: an answer after timeout or a duplicate answer.
+      else this.c.lateAnswers++
       return
     }
     this.serve(session, tid, req.body, conn)

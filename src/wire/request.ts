@@ -102,6 +102,20 @@ export class SspRequest {
     return this.sid
   }
 
+  /**
+   * @internal Is `x-wv-sessionid` exactly `id`? Compared as bytes, no string
+   * made; on a match `sessionId` returns `id` itself from then on.
+   */
+  sessionIdEquals (id: string): boolean {
+    const n = this.sidLen
+    if (this.sidOff < 0 || n !== id.length) return false
+    const src = this.src
+    const off = this.sidOff
+    for (let i = 0; i < n; i++) if (src[off + i] !== id.charCodeAt(i)) return false
+    this.sid = id
+    return true
+  }
+
   /** Any header by name (case-insensitive), as a string; first occurrence. Slow path. */
   header (name: string): string | undefined {
     return findHeader(this.src, this.headStart, this.headEnd, name)

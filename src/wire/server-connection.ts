@@ -87,6 +87,8 @@ export class ServerConnection implements FramerSink {
   readonly stats = new WireStats()
   /** Free slot for the layer above (the SSP node keeps its peer state here). */
   context: unknown = undefined
+  /** A second free slot for the layer above (the SSP node caches the session last seen here). */
+  hint: unknown = undefined
 
   private readonly host: ConnectionHost
   private readonly opts: ConnectionOptions

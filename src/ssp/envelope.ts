@@ -105,35 +105,40 @@ export function primitiveName (primitive: Buffer): string {
   return primitive.toString('latin1', s, e)
 }
 
-const TX_OPEN = Buffer.from('<Transaction', 'latin1')
 const TX_CLOSE = Buffer.from('</Transaction>', 'latin1')
 const TX_WORD = Buffer.from('Transaction', 'latin1')
 const TID_ATTR = Buffer.from('transactionID="', 'latin1')
-const BANG_OPEN = Buffer.from('<!', 'latin1')
 
 /**
  * The content range of the one Transaction of a body shaped as the
  * envelopes this package and Baraza write: a single unprefixed
  * `<Transaction …transactionID="TID">` start tag (the id its last
  * attribute), then the primitive, then `</Transaction>` followed only by
- * whitespace and end tags. Three native searches (the start tag, the last
- * end tag, the word between them) and loops over the few bytes of the tags,
- * instead of a scan of every tag of the primitive. Undefined for any other
- * shape (a batch, prefixes, comments before or after the Transaction, the id
- * not last, an entity in the id, the word `Transaction` in the primitive): the
- * caller then uses `peekEnvelopeIds`, which reads them all.
+ * whitespace and end tags. One native search (the word `Transaction`
+ * between the tags, over the primitive) and plain loops over the rest: the
+ * head up to the start tag, the tag, and the end tags read backwards from the
+ * body's end, instead of a scan of every tag of the primitive. Undefined for
+ * any other shape (a batch, prefixes, comments before or after the
+ * Transaction, the id not last, an entity in the id, the word `Transaction`
+ * in the primitive): the caller then uses `peekEnvelopeIds`, which reads
+ * them all.
  */
 export function fastTransactionRange (body: Buffer, tid: string): { contentStart: number, contentEnd: number } | undefined {
-  const open = body.indexOf(TX_OPEN)
+  const n = body.length
+  // The head, byte by byte up to the first `<Transaction` (a few hundred bytes: one loop costs
+  // less than a native indexOf call plus a second pass for `<!`). A comment, CDATA or DOCTYPE
+  // before it: let the full scan judge.
+  let open = -1
+  for (let i = 0; i < n; i++) {
+    if (body[i] !== 0x3c) continue
+    const c = body[i + 1]
+    if (c === 0x21) return undefined
+    if (c === 0x54 && startsAt(body, i + 1, TX_WORD)) { open = i; break }
+  }
   if (open < 0) return undefined
-  // The start tag is read byte by byte below (it is a few dozen bytes: a loop costs less than a
-  // native indexOf call each, and the id is compared without decoding it to a string).
-  // A comment, CDATA or DOCTYPE before it: let the full scan judge (only the head is read).
-  for (let i = 0; i < open - 1; i++) if (body[i] === 0x3c && body[i + 1] === 0x21) return undefined
-  const name = open + TX_OPEN.length
+  const name = open + 1 + TX_WORD.length
   if (!isSpace(body[name])) return undefined
   // The tag ends at the first `>`; its last attribute must be transactionID="TID", right before it.
-  const n = body.length
   let gt = name
   while (gt < n && body[gt] !== 0x3e) {
     if (body[gt] === 0x3c) return undefined // a `<` inside the tag: not well-formed, the full scan judges
@@ -146,26 +151,35 @@ export function fastTransactionRange (body: Buffer, tid: string): { contentStart
   let valueEnd = valueStart
   while (valueEnd < gt && body[valueEnd] !== 0x22) valueEnd++
   if (valueEnd !== gt - 1 || !sameId(body, valueStart, valueEnd, tid)) return undefined
-  // The last end tag, and between the start tag and it no other `Transaction` at all: one scan
-  // rules out a second Transaction (start or end tag) inside; a primitive that merely says
-  // "Transaction" goes to the full scan, which is slower, not wrong.
-  const close = body.lastIndexOf(TX_CLOSE)
-  if (close <= gt || body.indexOf(TX_WORD, gt) !== close + 2) return undefined
-  // After the end tag: only whitespace and end tags (`</Session>`, `</WV-SSP-Message>`).
-  for (let i = close + TX_CLOSE.length; i < n;) {
+  // From the end backwards: whitespace and end tags (`</WV-SSP-Message>`, `</Session>`) up to
+  // the last `</Transaction>`, which is therefore the last one in the body.
+  let close = -1
+  for (let i = n - 1; i > gt;) {
     const b = body[i]!
-    if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) { i++; continue }
-    if (b !== 0x3c || body[i + 1] !== 0x2f) return undefined
-    let end = i + 2
-    for (; end < n; end++) {
-      const x = body[end]!
-      if (x === 0x3e) break
-      if (x === 0x3c || x === 0x22 || x === 0x27 || x === 0x21) return undefined
+    if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) { i--; continue }
+    if (b !== 0x3e) return undefined
+    let lt = i - 1
+    for (; lt > gt; lt--) {
+      const x = body[lt]!
+      if (x === 0x3c) break
+      if (x === 0x3e || x === 0x22 || x === 0x27 || x === 0x21) return undefined
     }
-    if (end >= n) return undefined
-    i = end + 1
+    if (lt <= gt || body[lt + 1] !== 0x2f) return undefined
+    if (i - lt + 1 === TX_CLOSE.length && startsAt(body, lt, TX_CLOSE)) { close = lt; break }
+    i = lt - 1
   }
+  // Between the start tag and it, no other `Transaction` at all: one scan rules out a second
+  // Transaction (start or end tag) inside; a primitive that merely says "Transaction" goes to
+  // the full scan, which is slower, not wrong.
+  if (close < 0 || body.indexOf(TX_WORD, gt) !== close + 2) return undefined
   return { contentStart: gt + 1, contentEnd: close }
+}
+
+/** Does body hold `needle` at `at`? (A short needle: a plain loop.) */
+function startsAt (body: Buffer, at: number, needle: Buffer): boolean {
+  if (at + needle.length > body.length) return false
+  for (let j = 0; j < needle.length; j++) if (body[at + j] !== needle[j]) return false
+  return true
 }
 
 /** First position of `needle` wholly inside body[from, to), or -1 (a short range: a plain loop). */

@@ -26,7 +26,7 @@ import { createServer } from 'node:net'
 import { resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { SspError } from '../../src/errors.js'
-import { SspNode } from '../../src/ssp/node.js'
+import { SspNode, type Answer } from '../../src/ssp/node.js'
 import type { IncomingTransaction, SspNodeOptions } from '../../src/ssp/options.js'
 import { sendMessageRequests, sendMessageResponse, messageIdOf } from '../../src/ssp/payload.js'
 import { Role } from '../../src/ssp/session.js'
@@ -213,14 +213,26 @@ t.test('6. Baraza\'s https-first attempt on our plain port is refused cleanly; f
     t.comment('barazad died after its TLS attempt (the known Kannel assertion); restarting it http-only')
     await startBaraza({ srvMap: { 'd.example': `127.0.0.1:${dPort}` } })
   }
-  // Set-up failures of this step are rare (2 of 10 runs on 2026-12-07, a set-up timeout as requestor): when
-  // one happens, what the node and Baraza did goes into the output before the failure is reported.
+  // Our own set-up makes Baraza send SendSecretToken again (its step 3), and that too goes https-first to our plain
+  // port. The known Kannel assertion can kill barazad there as well (caught in a CI run on 2026-12-07: "SSL write
+  // failed", then "PANIC: gwlib/conn.c: conn_unregister: Assertion `conn != NULL' failed", and our set-up times out).
+  // That is Baraza dying in its own TLS code after our 400 and close, not our node failing: it is asserted from
+  // Baraza's log, Baraza is restarted http-only, and the node must then federate. Any other failure is reported
+  // with the node's set-up errors and Baraza's log.
   const setupErrors: string[] = []
   d.on('setupError', (e: { peer: string, role: string, error: SspError }) => { setupErrors.push(`${e.peer} ${e.role} ${e.error.code}: ${e.error.message}`) })
-  const ans = await d.request(BARAZA_DOMAIN, sendMessageRequests(300, { from: 'wv:alice@d.example', to: 'wv:bob@x.example' })(0)).catch((err: unknown) => {
+  const im = (): Promise<Answer> => d.request(BARAZA_DOMAIN, sendMessageRequests(300, { from: 'wv:alice@d.example', to: 'wv:bob@x.example' })(0))
+  const ans = await im().catch(async (err: unknown) => {
+    const log = barazaLog()
+    if (!barazaAlive() && log.some((l) => l.includes('conn_unregister') && l.includes('PANIC'))) {
+      t.comment('barazad died in its https-first step 3 of our set-up (the known Kannel assertion); restarting it http-only')
+      t.ok(log.some((l) => l.includes('SSL write failed')), 'after its own failed TLS write to our plain port')
+      await startBaraza({ srvMap: { 'd.example': `127.0.0.1:${dPort}` } })
+      return await im()
+    }
     const st = d.getStats()
     t.comment(`set-up errors: ${JSON.stringify(setupErrors)}; setupStepRetries ${st.setupStepRetries}, interop ${JSON.stringify(st.interop)}`)
-    for (const line of barazaLog().slice(-40)) t.comment(`barazad: ${line}`)
+    for (const line of log.slice(-40)) t.comment(`barazad: ${line}`)
     throw err
   })
   t.equal(ans.primitiveName, 'SendMessageResponse', 'the node still federates after the TLS probe')

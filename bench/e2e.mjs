@@ -127,7 +127,7 @@ async function main () {
         // Also its CPU floor: what the do-nothing echo side spent per batch round trip, per transaction.
         const floor = NO_FLOOR || !hasTaskset ? null : await batchFloor({ depth, trips: 600 })
         const floorUs = floor === null ? null : +floor.rttUs.toFixed(1)
-        const floorCpuUsPerTx = floor === null || floor.echoCpuUs === null ? null : r2(floor.echoCpuUs / depth)
+        const floorCpuUsPerTx = floor === null ? null : r2(floor.echoCpuUs / depth)
         const ceilingTps = floorUs === null ? null : Math.round(depth / floorUs * 1e6)
         if (floorUs !== null) console.error(`depth ${String(depth).padStart(2)} round ${round + 1}/${rounds} floor ${floorUs} us per batch round trip: ceiling ${ceilingTps} tx/s; the echo's CPU ${floorCpuUsPerTx} us per transaction`)
         for (const { engine, proto } of order) {

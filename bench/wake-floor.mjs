@@ -148,17 +148,10 @@ async function main () {
   for (const p of placements) {
     const { child, port } = await startEcho(p.core)
     for (const s of sizes) {
-      await pingPong(port, s.out, s.back, Math.min(200, trips)) // warm-up
-      const vals = []
-      let echoCpuUs = null
-      for (let r = 0; r < rounds; r++) {
-        if (r === rounds - 1) await askEcho(child, 'mark')
-        vals.push(await pingPong(port, s.out, s.back, trips))
-        if (r === rounds - 1) echoCpuUs = +((await askEcho(child, 'cpu')).cpuUs / trips).toFixed(1)
-      }
-      vals.sort((a, b) => a - b)
-      const us = vals[vals.length >> 1]
-      cells.push({ placement: p.name, size: s.name, rttUs: +us.toFixed(1), echoCpuUs, rounds: vals.map((v) => +v.toFixed(1)) })
+      const m = await measureRounds(child, port, s.out, s.back, trips, rounds, Math.min(200, trips))
+      const us = m.rttUs
+      const echoCpuUs = +m.echoCpuUs.toFixed(1)
+      cells.push({ placement: p.name, size: s.name, rttUs: +us.toFixed(1), echoCpuUs, rounds: m.rounds.map((v) => +v.toFixed(1)) })
       console.error(`  ${p.name.padEnd(22)} ${s.name.padEnd(48)} ${us.toFixed(1)} µs per round trip, echo CPU ${echoCpuUs} µs per round trip`)
     }
     child.send('exit')
@@ -182,6 +175,24 @@ async function main () {
   writeFileSync(join(here, 'results', 'wake-floor.json'), JSON.stringify({ machine: machine(), pinned: canPin, params: { rounds, trips, depth }, cells, ceilings }, null, 2) + '\n')
 }
 
+/**
+ * A warm-up, then `rounds` ping-pongs of `trips` round trips: the median µs per round trip,
+ * every round's figure (sorted), and the echo's CPU µs per round trip over the last round.
+ */
+async function measureRounds (child, port, out, back, trips, rounds, warmup) {
+  await pingPong(port, out, back, warmup)
+  const vals = []
+  let echoCpuUs = 0
+  for (let r = 0; r < rounds; r++) {
+    const last = r === rounds - 1
+    if (last) await askEcho(child, 'mark')
+    vals.push(await pingPong(port, out, back, trips))
+    if (last) echoCpuUs = (await askEcho(child, 'cpu')).cpuUs / trips
+  }
+  vals.sort((a, b) => a - b)
+  return { rttUs: vals[vals.length >> 1], rounds: vals, echoCpuUs }
+}
+
 /** Ask the echo child something over IPC and wait for its answer (bounded: 5 s). */
 function askEcho (child, msg) {
   return new Promise((resolve, reject) => {
@@ -203,17 +214,8 @@ function askEcho (child, msg) {
 export async function batchFloor ({ depth = 16, trips = 1000, rounds = 1 } = {}) {
   const { child, port } = await startEcho(1)
   try {
-    await pingPong(port, depth * REQ_BYTES, depth * ACK_BYTES, 200) // warm-up
-    const vals = []
-    let echoCpuUs = null
-    for (let r = 0; r < rounds; r++) {
-      const last = r === rounds - 1
-      if (last) await askEcho(child, 'mark')
-      vals.push(await pingPong(port, depth * REQ_BYTES, depth * ACK_BYTES, trips))
-      if (last) echoCpuUs = (await askEcho(child, 'cpu')).cpuUs / trips
-    }
-    vals.sort((a, b) => a - b)
-    return { rttUs: vals[vals.length >> 1], echoCpuUs }
+    const { rttUs, echoCpuUs } = await measureRounds(child, port, depth * REQ_BYTES, depth * ACK_BYTES, trips, rounds, 200)
+    return { rttUs, echoCpuUs }
   } finally {
     child.send('exit')
   }

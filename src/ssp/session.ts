@@ -55,21 +55,32 @@ export class DedupeWindow {
     if (this.size === 0) return false
     const h = hashId(id)
     const ring = this.ring
-    if (ring.length === this.hashes.length) {
-      if (ring.length < this.size) this.grow()
-      else return this.replaceOldest(id, h)
-    }
     const slots = this.slots
     const mask = this.mask
+    // One probe answers "seen?" and, when not, ends at the slot a new id takes.
     let i = h & mask
-    for (let s = slots[i]!; s !== 0; s = slots[i]!) {
-      if (this.hashes[s - 1] === h && ring[s - 1] === id) return true
-      i = (i + 1) & mask
+    if (slots.length !== 0) {
+      for (let s = slots[i]!; s !== 0; s = slots[i]!) {
+        if (this.hashes[s - 1] === h && ring[s - 1] === id) return true
+        i = (i + 1) & mask
+      }
     }
-    const pos = ring.length
-    ring.push(id)
+    let pos: number
+    if (ring.length === this.size) {
+      // Full: the new id takes the oldest one's ring position. The removal may
+      // shift entries back into the probe path, so the free slot is found again.
+      pos = this.next
+      this.next = pos + 1 === this.size ? 0 : pos + 1
+      this.remove(pos)
+      i = this.freeSlot(h)
+      ring[pos] = id
+    } else {
+      pos = ring.length
+      if (pos === this.hashes.length) { this.grow(); i = this.freeSlot(h) }
+      ring.push(id)
+    }
     this.hashes[pos] = h
-    slots[i] = pos + 1
+    this.slots[i] = pos + 1
     return false
   }
 
@@ -78,25 +89,13 @@ export class DedupeWindow {
     return this.ring.length
   }
 
-  /** Full: a new id takes the oldest one's ring position. */
-  private replaceOldest (id: string, h: number): boolean {
+  /** The first empty slot on `h`'s probe path. */
+  private freeSlot (h: number): number {
     const slots = this.slots
     const mask = this.mask
     let i = h & mask
-    for (let s = slots[i]!; s !== 0; s = slots[i]!) {
-      if (this.hashes[s - 1] === h && this.ring[s - 1] === id) return true
-      i = (i + 1) & mask
-    }
-    const pos = this.next
-    this.remove(pos)
-    // The removal may have shifted entries back into the probe path: probe again.
-    i = h & mask
     while (slots[i] !== 0) i = (i + 1) & mask
-    this.ring[pos] = id
-    this.hashes[pos] = h
-    slots[i] = pos + 1
-    this.next = pos + 1 === this.size ? 0 : pos + 1
-    return false
+    return i
   }
 
   /** Take ring position `pos` out of the table (backward-shift deletion: no tombstones). */

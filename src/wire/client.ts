@@ -222,6 +222,8 @@ class WireRequest {
   error: WireRequestError | null = null
   redirects = 0
   visited: string[] | undefined = undefined
+  /** Digits of Content-Length, counted when the flush sizes the request (headBytes) for writeHead. */
+  clDigits = 1
 
   constructor (body: WireBody, bodyLen: number, tid: string, sid: string | undefined, setup: boolean, cb: WireCallback) {
     this.body = body
@@ -571,11 +573,12 @@ export class WireClient extends EventEmitter {
     const sid = req.sessionId
     let digits = 1
     for (let v = req.bodyLen; v >= 10; v = Math.floor(v / 10)) digits++
+    req.clDigits = digits
     return this.headLen + req.transactionId.length + (sid === undefined ? 0 : SID_FIELD_LEN + sid.length) +
       CL_FIELD_LEN + digits + 4 + (typeof req.body === 'string' ? req.bodyLen : 0)
   }
 
-  /** Write a request's head (and a string body) into `buf` at `off`; returns the offset after it. */
+  /** Write a request's head (and a string body) into `buf` at `off` (sized by headBytes first); returns the offset after it. */
   private writeHead (req: WireRequest, buf: Buffer, off: number): number {
     const tid = req.transactionId
     const sid = req.sessionId
@@ -591,8 +594,7 @@ export class WireClient extends EventEmitter {
     }
     buf.set(CL_FIELD, off)
     off += CL_FIELD_LEN
-    let digits = 1
-    for (let v = bodyLen; v >= 10; v = Math.floor(v / 10)) digits++
+    const digits = req.clDigits
     let v = bodyLen
     for (let i = off + digits - 1; i >= off; i--) {
       buf[i] = 0x30 + (v % 10)

@@ -126,13 +126,11 @@ export interface ControlOptions extends ControlAddress {
 /** Start the control interface for `node` (already started). */
 export async function startControl (node: SspNode, o: ControlOptions): Promise<ControlServer> {
   const registry = new Registry()
-  // One getStats() per scrape, shared by every collect() of that scrape.
-  let scrape: { at: number, st: NodeStats } | undefined
-  const stats = (): NodeStats => {
-    const now = performance.now()
-    if (scrape === undefined || now - scrape.at > 50) scrape = { at: now, st: node.getStats() }
-    return scrape.st
-  }
+  // One getStats() per scrape, shared by every collect() of that scrape: the
+  // /metrics route drops it before each scrape (a time window kept the last
+  // scrape's figures for a scrape that came within 50 ms of it).
+  let scrape: NodeStats | undefined
+  const stats = (): NodeStats => (scrape ??= node.getStats())
   const gauge = (name: string, help: string, read: (st: NodeStats) => number): void => {
     // eslint-disable-next-line no-new
     new Gauge({ name, help, registers: [registry], collect () { this.set(read(stats())) } })
@@ -209,7 +207,9 @@ export async function startControl (node: SspNode, o: ControlOptions): Promise<C
       case '/send': return send(q)
       case '/stats': return [200, node.getStats()]
       case '/health': return [200, { ok: true, domain: node.domain, sessions: node.getStats().sessions }]
-      default: return [200, await registry.metrics(), registry.contentType]
+      default:
+        scrape = undefined
+        return [200, await registry.metrics(), registry.contentType]
     }
   }
 

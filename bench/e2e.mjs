@@ -12,6 +12,9 @@
 //            --no-floor  skip the per-round round-trip floor and its CPU (bench/wake-floor.mjs batchFloor)
 //            --out FILE  write the JSON there instead of bench/results/ (for experiments)
 //            --profile   afterwards, run ours (--profile-engine ours-poll: with busy polling) at depth 16
+//                        (--profile-depth N: at depth N)
+//            --heap-profile  the same run with V8's sampling heap profiler in node B over its window
+//                        (collected objects included): bytes allocated per transaction, top sites
 //                        with node B under --cpu-prof and print
 //                        B's top self-time functions (bench/results/prof-e2e/)
 //
@@ -44,7 +47,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { benchArgs } from './args.mjs'
 import {
-  A_DOMAIN, B_DOMAIN, NodeB, engineModules, hasTaskset, machine, makeCert, makeNode, measure, median, pinSelf, profileTop, r2, readTls, root, within
+  A_DOMAIN, B_DOMAIN, NodeB, engineModules, hasTaskset, heapTop, machine, makeCert, makeNode, measure, median, pinSelf, profileTop, r2, readTls, root, within
 } from './harness.mjs'
 import { batchFloor } from './wake-floor.mjs'
 
@@ -64,13 +67,16 @@ const { argv, has, opt } = benchArgs(import.meta.url, {
   dist: { type: 'string' },
   ref: { type: 'string' },
   out: { type: 'string' },
-  'profile-engine': { type: 'string' }
+  'profile-engine': { type: 'string' },
+  'profile-depth': { type: 'string' },
+  'heap-profile': { type: 'boolean' }
 })
 
 const QUICK = has('quick')
 const HTTPS_MODE = has('https')
 const BUSY_POLL = Number(opt('busy-poll', 200))
 const PROFILE = has('profile')
+const HEAP_PROFILE = has('heap-profile')
 
 // --dist DIR: run "ours" from another build (e.g. a patched copy of dist/) to evaluate a source change
 // against the same baseline in the same run; both A and B use it.
@@ -83,10 +89,10 @@ const NO_FLOOR = has('no-floor')
 /** The application handler, identical for both engines. */
 const handler = () => sendMessageResponse()
 
-async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeArgs }) {
+async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeArgs, heapProfile }) {
   const tls = proto === 'https' ? readTls(tlsDir) : undefined
   const { node: a, url: aUrl } = await makeNode(mods, { engine, domain: A_DOMAIN, depth, busyPoll: BUSY_POLL, tls, handler })
-  const b = new NodeB({ engine, domain: B_DOMAIN, depth, busyPoll: BUSY_POLL, dist: DIST, ref: REF, tlsDir: proto === 'https' ? tlsDir : undefined }, nodeArgs)
+  const b = new NodeB({ engine, domain: B_DOMAIN, depth, busyPoll: BUSY_POLL, dist: DIST, ref: REF, tlsDir: proto === 'https' ? tlsDir : undefined, heapProfile }, nodeArgs)
   try {
     const { url: bUrl } = await b.ask()
     await b.ask({ peers: [[A_DOMAIN, aUrl]] })
@@ -302,7 +308,8 @@ async function main () {
     }
   }
 
-  if (PROFILE) out.profile = await profileB(16, secs, warmup, body)
+  if (PROFILE) out.profile = await profileB(Number(opt('profile-depth', 16)), secs, warmup, body)
+  if (HEAP_PROFILE) out.heapProfile = await heapProfileB(Number(opt('profile-depth', 16)), secs, warmup, body)
 
   mkdirSync(join(here, 'results'), { recursive: true })
   // --out FILE: write elsewhere (experiments must not overwrite the suite's results).
@@ -325,6 +332,21 @@ async function profileB (depth, secs, warmup, body) {
   console.log('  % busy   us/tx   function')
   for (const x of top) console.log(`${String(x.pctOfBusy).padStart(7)}% ${String(x.usPerTx).padStart(7)}   ${x.fn}`)
   return { depth, tpsUnderProfiler: r.tps, windowUs: r.bWindowUs, transactions: r.transactions, busyShare: +(busy / Math.max(1, total)).toFixed(2), sampledUsPerTx: +(busy / tx).toFixed(2), file: join('bench/results/prof-e2e', file), top }
+}
+
+/** Run ours at `depth` with V8's sampling heap profiler in node B; print bytes allocated per transaction by site. */
+async function heapProfileB (depth, secs, warmup, body) {
+  const dir = join(here, 'results', 'prof-e2e')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'node-b.heapprofile')
+  const engine = String(opt('profile-engine', 'ours'))
+  const r = await oneRun({ engine, depth, proto: 'http', secs: Math.max(secs, 3), warmup, body, heapProfile: file })
+  const { totalBytes, top } = heapTop(file, r.transactions)
+  const tx = Math.max(1, r.transactions)
+  console.log(`\nheap profile of node B (${engine}, depth ${depth}, ${r.tps} tps; ${Math.round(totalBytes / tx)} bytes allocated per transaction, sampled; bench/results/prof-e2e/node-b.heapprofile):`)
+  console.log('  % bytes  bytes/tx   site')
+  for (const x of top) console.log(`${String(x.pct).padStart(7)}% ${String(x.bytesPerTx).padStart(9)}   ${x.fn}`)
+  return { depth, engine, tps: r.tps, transactions: r.transactions, bytesPerTx: Math.round(totalBytes / tx), file: join('bench/results/prof-e2e', 'node-b.heapprofile'), top }
 }
 
 await main()

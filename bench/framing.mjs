@@ -289,8 +289,31 @@ async function envelopeCases () {
     ['primitive view, full scan (peekEnvelopeIds + trim)', () => { const ids = peekEnvelopeIds(whole); sink += primitiveView(whole, ids.transactions[0]).length }],
     ['primitive view, fast path (one-Transaction shape)', () => { sink += primitiveView(whole, fastTransactionRange(whole, 'TmDF9dndzGU_1')).length }],
     ['primitive name', () => { sink += primitiveName(primBuf).length }],
-    ...(await nodeLookupCases())
+    ...(await nodeLookupCases()),
+    ...(await ackCases())
   ].map(([k, f]) => [k, () => { f(); if (sink === -1) console.log(sink) }])
+}
+
+/**
+ * The client's side of the dummy 200s (native-notes section 12): one read of 64 of them
+ * through a ResponseFramer, per 200. This engine's own 200 takes the framer's fast path
+ * (no llhttp); the same 200 with its header name in lower case (same size, same events)
+ * goes through llhttp, as every 200 did before the fast path.
+ */
+async function ackCases () {
+  const { ResponseFramer } = await import(join(dist, 'wire/response-framer.js'))
+  let seen = 0
+  const sink = { onResponse () { seen++; return true }, onResponseError (code) { throw new Error(code) } }
+  const own = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'.repeat(64), 'latin1')
+  const lower = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'.repeat(64), 'latin1')
+  const framer = new ResponseFramer(sink, { maxHeaderBytes: 16 * 1024, maxBodyBytes: 1024 * 1024 })
+  const check = (buf) => { const n0 = seen; framer.push(buf); if (seen - n0 !== 64) throw new Error(`ackCases: ${seen - n0} responses`) }
+  check(own)
+  check(lower)
+  return [
+    ['200s in: 64 of ours in one read (per read)', () => framer.push(own)],
+    ['200s in: 64 through llhttp in one read (per read)', () => framer.push(lower)]
+  ]
 }
 
 /**

@@ -321,3 +321,25 @@ export function profileTop (dir, [w0, w1], transactions, count = 30) {
     .map(([fn, us]) => ({ fn, pctOfBusy: Math.round((us / Math.max(1, busy)) * 1000) / 10, usPerTx: Math.round((us / tx) * 100) / 100 }))
   return { file, busy, total, top }
 }
+
+/**
+ * Bytes allocated by site in a sampling heap profile (HeapProfiler.stopSampling's
+ * profile, collected objects included): each node's selfSize summed by function and
+ * line, largest first, per transaction.
+ */
+export function heapTop (file, transactions, count = 30) {
+  const prof = JSON.parse(readFileSync(file, 'utf8'))
+  const bySite = new Map()
+  let totalBytes = 0
+  const walk = (n) => {
+    const cf = n.callFrame
+    const key = `${cf.functionName || '(anonymous)'} ${cf.url ? cf.url.replace(/^file:\/\/.*\/(dist|node_modules|bench)\//, '$1/') + ':' + (cf.lineNumber + 1) : ''}`.trim()
+    if (n.selfSize > 0) { bySite.set(key, (bySite.get(key) ?? 0) + n.selfSize); totalBytes += n.selfSize }
+    for (const c of n.children) walk(c)
+  }
+  walk(prof.head)
+  const tx = Math.max(1, transactions)
+  const top = [...bySite.entries()].sort((x, y) => y[1] - x[1]).slice(0, count)
+    .map(([fn, b]) => ({ fn, pct: Math.round((b / Math.max(1, totalBytes)) * 1000) / 10, bytesPerTx: Math.round(b / tx) }))
+  return { totalBytes, top }
+}

@@ -5,7 +5,12 @@
 //   'mark'                          -> starts the CPU window      -> { marked, hrUs }
 //   'stats'                         -> CPU, memory, node counters -> { stats, hrUs }
 //   'exit'                          -> closes the node (2 s at most) and exits
+// With config.heapProfile (a file path), V8's sampling heap profiler runs from 'mark' to
+// 'stats', counting objects the GC has already collected too (so it shows what is
+// allocated per transaction, not what stays live), and the profile is written there.
 // Every node answers a request with the same SendMessageResponse primitive.
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { engineModules, makeNode, readTls, within } from './harness.mjs'
 
 const config = JSON.parse(process.argv[2] ?? '{}')
@@ -22,14 +27,26 @@ const { node, url } = await makeNode(mods, {
 })
 const hrUs = () => Number(process.hrtime.bigint() / 1000n)
 let cpu0 = process.cpuUsage()
+let inspector = null
 process.on('message', async (m) => {
   if (m === 'mark') {
+    if (config.heapProfile !== undefined) {
+      inspector = new Session()
+      inspector.connect()
+      await inspector.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    }
     cpu0 = process.cpuUsage()
     process.send({ marked: true, hrUs: hrUs() })
   } else if (m === 'stats') {
     const c = process.cpuUsage(cpu0)
     const mem = process.memoryUsage()
     const s = node.getStats()
+    if (inspector !== null) {
+      const { profile } = await inspector.post('HeapProfiler.stopSampling')
+      writeFileSync(config.heapProfile, JSON.stringify(profile))
+      inspector.disconnect()
+      inspector = null
+    }
     const nodeStats = config.engine !== 'baseline'
       ? { incomingRequests: s.incomingRequests, answersSent: s.answersSent, answerFailures: s.answerFailures }
       : s

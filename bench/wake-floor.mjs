@@ -36,9 +36,10 @@ import { benchArgs } from './args.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const self = fileURLToPath(import.meta.url)
-const { has, num: opt } = benchArgs(import.meta.url, {
+const { has, num: opt, opt: str } = benchArgs(import.meta.url, {
   quick: { type: 'boolean' },
   echo: { type: 'boolean' },
+  relay: { type: 'string' },
   rounds: { type: 'string' },
   trips: { type: 'string' },
   depth: { type: 'string' }
@@ -79,15 +80,56 @@ function echo () {
   })
 }
 
+// ------------------------------------------------------------------ child: relay
+// Node B's socket pattern with none of its work: two connections from the sender,
+// "in" (accepted first) and "out". A whole batch of `out` bytes on "in" is answered
+// with `back` bytes on "in" (the 200s) and the same `out` bytes on "out" (the answer
+// POSTs), two writes in one turn; the sender's `back` bytes on "out" (its 200s) are
+// read and dropped. So per batch: two reads, two writes and (at best) one sleep.
+function relay (spec) {
+  const [out, back] = spec.split(',').map(Number)
+  const ack = Buffer.alloc(back, 0x41)
+  const batch = Buffer.alloc(out, 0x42)
+  // Connections pair up in accept order: "in", then its "out" (each ping-pong opens a pair).
+  let pending = null
+  const server = net.createServer({ noDelay: true }, (sock) => {
+    sock.on('error', () => {})
+    if (pending === null) {
+      const pair = { out: null }
+      pending = pair
+      let got = 0
+      sock.on('data', (d) => {
+        got += d.length
+        while (got >= out) {
+          got -= out
+          sock.write(ack)
+          pair.out?.write(batch)
+        }
+      })
+    } else {
+      pending.out = sock
+      pending = null
+      sock.on('data', () => {})
+    }
+  })
+  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
+  let cpu0 = process.cpuUsage()
+  process.on('message', (m) => {
+    if (m === 'exit') process.exit(0)
+    if (m === 'mark') { cpu0 = process.cpuUsage(); process.send({ marked: true }) }
+    if (m === 'cpu') { const c = process.cpuUsage(cpu0); process.send({ cpuUs: c.user + c.system, sysUs: c.system }) }
+  })
+}
+
 // ------------------------------------------------------------------ parent
 const canPin = (() => {
   if (os.cpus().length < 2) return false
   try { execFileSync('taskset', ['-V'], { stdio: 'ignore' }); return true } catch { return false }
 })()
 
-function startEcho (core) {
+function startEcho (core, mode = ['--echo']) {
   const cmd = canPin ? 'taskset' : process.execPath
-  const args = canPin ? ['-c', String(core), process.execPath, self, '--echo'] : [self, '--echo']
+  const args = canPin ? ['-c', String(core), process.execPath, self, ...mode] : [self, ...mode]
   const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('error', reject)
@@ -128,6 +170,55 @@ function pingPong (port, out, back, trips) {
       } else {
         sock.write(msg)
       }
+    })
+  })
+}
+
+/**
+ * `trips` relayed round trips with the relay child (B's pattern): a batch of `out` bytes on
+ * connection 1; the relay's `out` bytes arrive on connection 2, are acknowledged there
+ * with `back` bytes, and the next batch leaves on connection 1 in the same turn (as node
+ * A does). Returns µs per round trip (median of 10 slices).
+ */
+function relayPingPong (port, out, back, trips) {
+  return new Promise((resolve, reject) => {
+    const msg = Buffer.alloc(out, 0x42)
+    const ack = Buffer.alloc(back, 0x41)
+    const slices = []
+    const per = Math.max(1, Math.floor(trips / 10))
+    let n = 0
+    let got = 0
+    let t0 = 0n
+    const c1 = net.connect({ port, host: '127.0.0.1', noDelay: true })
+    let c2 = null
+    const deadline = setTimeout(() => { c1.destroy(); c2?.destroy(); reject(new Error('relay ping-pong overran 30 s')) }, 30_000)
+    c1.on('error', reject)
+    c1.on('data', () => {}) // the relay's 200s
+    c1.on('connect', () => {
+      c2 = net.connect({ port, host: '127.0.0.1', noDelay: true })
+      c2.on('error', reject)
+      c2.on('connect', () => { setTimeout(() => { t0 = process.hrtime.bigint(); c1.write(msg) }, 20) })
+      c2.on('data', (d) => {
+        got += d.length
+        if (got < out) return
+        got -= out
+        c2.write(ack)
+        n++
+        if (n % per === 0) {
+          const t = process.hrtime.bigint()
+          slices.push(Number(t - t0) / per / 1000)
+          t0 = t
+        }
+        if (n >= trips) {
+          clearTimeout(deadline)
+          c1.destroy()
+          c2.destroy()
+          const s = slices.sort((a, b) => a - b)
+          resolve(s[s.length >> 1])
+        } else {
+          c1.write(msg)
+        }
+      })
     })
   })
 }
@@ -179,14 +270,14 @@ async function main () {
  * A warm-up, then `rounds` ping-pongs of `trips` round trips: the median µs per round trip,
  * every round's figure (sorted), and the echo's CPU µs per round trip over the last round.
  */
-async function measureRounds (child, port, out, back, trips, rounds, warmup) {
-  await pingPong(port, out, back, warmup)
+async function measureRounds (child, port, out, back, trips, rounds, warmup, trip = pingPong) {
+  await trip(port, out, back, warmup)
   const vals = []
   let echoCpuUs = 0
   for (let r = 0; r < rounds; r++) {
     const last = r === rounds - 1
     if (last) await askEcho(child, 'mark')
-    vals.push(await pingPong(port, out, back, trips))
+    vals.push(await trip(port, out, back, trips))
     if (last) echoCpuUs = (await askEcho(child, 'cpu')).cpuUs / trips
   }
   vals.sort((a, b) => a - b)
@@ -221,9 +312,30 @@ export async function batchFloor ({ depth = 16, trips = 1000, rounds = 1 } = {})
   }
 }
 
+/**
+ * Node B's own floor: the relay child (two connections, per batch two reads, two writes,
+ * at best one sleep, no HTTP) on core 1 against this process on core 0, at `depth`
+ * requests of 454 B per batch with 38-byte acknowledgements. Returns the median µs per
+ * relayed round trip and the relay's CPU per round trip over the last round; ÷ depth, the
+ * CPU per transaction any node B with this socket pattern spends before parsing anything.
+ * One relay child per call: the relay's two connections are its first two.
+ */
+export async function relayFloor ({ depth = 16, trips = 1000, rounds = 1 } = {}) {
+  const out = depth * REQ_BYTES
+  const back = depth * ACK_BYTES
+  const { child, port } = await startEcho(1, [`--relay=${out},${back}`])
+  try {
+    const { rttUs, echoCpuUs } = await measureRounds(child, port, out, back, trips, rounds, 200, relayPingPong)
+    return { rttUs, echoCpuUs }
+  } finally {
+    child.send('exit')
+  }
+}
+
 
 // Run as a script (or as the echo child); imported, only batchFloor is used.
 if (process.argv[1] === self) {
   if (has('echo')) echo()
+  else if (str('relay') !== undefined) relay(str('relay'))
   else main().catch((err) => { console.error(err); process.exit(1) })
 }

@@ -16,6 +16,16 @@
  * user code, no parser calls). Returning false from `onResponse` stops parsing
  * after that response, for good.
  *
+ * The one fast path: this engine's own dummy 200 (replies.ts ACK), byte for
+ * byte, is recognised without llhttp when a read holds it whole at a message
+ * boundary (llhttp between messages, nothing of the next one fed to it yet).
+ * It is the answer a federation of these engines sends to every request, and
+ * parsing it cost node B more than its own request's head did (native-notes
+ * section 12). A run of them is one native comparison with the 200 slab; any
+ * other byte, a split 200 or a limit below its size sends the rest of the read
+ * to llhttp, so the events are those llhttp gives (tests split every answer
+ * stream at every byte boundary).
+ *
  * Observe mode (`observe: true`, observed.ts), for the conformance lab and
  * the test clients: a response the engine would refuse (not HTTP/1.x) goes to
  * `onObserved` instead of stopping the framer, every response comes whole
@@ -27,6 +37,7 @@ import type { ErrorCode } from '../errors.js'
 import { LL, Parser, type ParserCallbacks } from './llhttp.js'
 import { Recorder, startLineOf, type ObservedMessage, type Refusal } from './observed.js'
 import { isRedirectStatus } from './redirect.js'
+import { ACK, ACK_LEN, acks } from './replies.js'
 
 export const ResponseFramerState = {
   RUNNING: 0,
@@ -71,6 +82,13 @@ const EMPTY = Buffer.alloc(0)
 /** `location`, lower case, as bytes. */
 const LOCATION = Buffer.from('location', 'latin1')
 const LOCATION_LEN = 8
+/**
+ * What the dummy 200 counts against maxHeaderBytes on llhttp's path: reason "OK"
+ * (2), the name Content-Length (14) plus LINE_OVERHEAD, the value "0" (1).
+ */
+const ACK_HEAD_BYTES = 2 + 14 + 4 + 1
+/** `HTTP/1.1 2`: the status's first digit, checked before any comparison. */
+const ACK_STATUS_AT = 9
 
 const LAST_NONE = 0
 const LAST_FIELD = 1
@@ -91,6 +109,8 @@ export class ResponseFramer implements ParserCallbacks {
   private readonly sink: ResponseSink
   private readonly maxHeaderBytes: number
   private readonly maxBodyBytes: number
+  /** The dummy 200 may skip llhttp: not in observe mode, and within maxHeaderBytes. */
+  private readonly ackFastPath: boolean
 
   private chunk: Buffer = EMPTY
   private executing = false
@@ -129,6 +149,7 @@ export class ResponseFramer implements ParserCallbacks {
       if (sink.onObserved === undefined) throw new TypeError('observe mode needs a sink with onObserved')
       this.rec = new Recorder()
     }
+    this.ackFastPath = this.rec === undefined && opts.maxHeaderBytes >= ACK_HEAD_BYTES
   }
 
   /**
@@ -160,7 +181,13 @@ export class ResponseFramer implements ParserCallbacks {
       this.pushObserved(chunk, this.rec)
       return
     }
-    const ret = this.execute(chunk)
+    let data = chunk
+    if (this.ackFastPath && !this.inMessage && chunk.length >= ACK_LEN && chunk[ACK_STATUS_AT] === 0x32) {
+      const used = this.skipAcks(chunk)
+      if (used === chunk.length || this.state !== ResponseFramerState.RUNNING) return
+      if (used !== 0) data = chunk.subarray(used)
+    }
+    const ret = this.execute(data)
     this.chunk = EMPTY
     if (ret === FREED) return
     if (ret === LL.OK || this.state !== ResponseFramerState.RUNNING) return
@@ -169,6 +196,31 @@ export class ResponseFramer implements ParserCallbacks {
       return
     }
     this.fail('SSP_ERR_HTTP_RESPONSE', this.parser.errorReason())
+  }
+
+  /**
+   * The dummy 200s at the start of `chunk`, each handed to the sink as llhttp's
+   * path would (status 200, keep-alive, no Location, no body); returns the bytes
+   * used. The common case, a read of nothing but whole 200s, is one comparison
+   * with a slab of them; otherwise they are compared one at a time.
+   */
+  private skipAcks (chunk: Buffer): number {
+    const whole = (chunk.length / ACK_LEN) | 0
+    let n = whole
+    if (chunk.compare(acks(whole), 0, whole * ACK_LEN, 0, whole * ACK_LEN) !== 0) {
+      n = 0
+      while (n < whole && chunk[n * ACK_LEN + ACK_STATUS_AT] === 0x32 &&
+        chunk.compare(ACK, 0, ACK_LEN, n * ACK_LEN, (n + 1) * ACK_LEN) === 0) n++
+    }
+    for (let i = 0; i < n; i++) {
+      if (!this.sink.onResponse(200, true, undefined, 0)) {
+        this.state = ResponseFramerState.STOPPED
+        return (i + 1) * ACK_LEN
+      }
+      // The sink may have destroyed the framer (a client torn down from a callback).
+      if (this.state !== ResponseFramerState.RUNNING) return (i + 1) * ACK_LEN
+    }
+    return n * ACK_LEN
   }
 
   /**

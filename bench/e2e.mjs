@@ -15,6 +15,9 @@
 //                        (--profile-depth N: at depth N)
 //            --heap-profile  the same run with V8's sampling heap profiler in node B over its window
 //                        (collected objects included): bytes allocated per transaction, top sites
+//            --perf      the same run with node B under Linux perf (perf record -g, --perf-basic-prof):
+//                        its CPU per transaction split into kernel, llhttp, GC, this package's files,
+//                        Node's and V8's own code (needs perf; V8's --cpu-prof under-counts here)
 //                        with node B under --cpu-prof and print
 //                        B's top self-time functions (bench/results/prof-e2e/)
 //
@@ -47,9 +50,9 @@ import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { benchArgs } from './args.mjs'
 import {
-  A_DOMAIN, B_DOMAIN, NodeB, engineModules, hasTaskset, heapTop, machine, makeCert, makeNode, measure, median, pinSelf, profileTop, r2, readTls, root, within
+  A_DOMAIN, B_DOMAIN, NodeB, engineModules, hasPerf, hasTaskset, heapTop, perfSplit, machine, makeCert, makeNode, measure, median, pinSelf, profileTop, r2, readTls, root, within
 } from './harness.mjs'
-import { batchFloor } from './wake-floor.mjs'
+import { batchFloor, relayFloor } from './wake-floor.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const { argv, has, opt } = benchArgs(import.meta.url, {
@@ -69,7 +72,8 @@ const { argv, has, opt } = benchArgs(import.meta.url, {
   out: { type: 'string' },
   'profile-engine': { type: 'string' },
   'profile-depth': { type: 'string' },
-  'heap-profile': { type: 'boolean' }
+  'heap-profile': { type: 'boolean' },
+  perf: { type: 'boolean' }
 })
 
 const QUICK = has('quick')
@@ -77,6 +81,7 @@ const HTTPS_MODE = has('https')
 const BUSY_POLL = Number(opt('busy-poll', 200))
 const PROFILE = has('profile')
 const HEAP_PROFILE = has('heap-profile')
+const PERF = has('perf')
 
 // --dist DIR: run "ours" from another build (e.g. a patched copy of dist/) to evaluate a source change
 // against the same baseline in the same run; both A and B use it.
@@ -89,10 +94,10 @@ const NO_FLOOR = has('no-floor')
 /** The application handler, identical for both engines. */
 const handler = () => sendMessageResponse()
 
-async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeArgs, heapProfile }) {
+async function oneRun ({ engine, depth, proto, secs, warmup, body, tlsDir, nodeArgs, heapProfile, perfData }) {
   const tls = proto === 'https' ? readTls(tlsDir) : undefined
   const { node: a, url: aUrl } = await makeNode(mods, { engine, domain: A_DOMAIN, depth, busyPoll: BUSY_POLL, tls, handler })
-  const b = new NodeB({ engine, domain: B_DOMAIN, depth, busyPoll: BUSY_POLL, dist: DIST, ref: REF, tlsDir: proto === 'https' ? tlsDir : undefined, heapProfile }, nodeArgs)
+  const b = new NodeB({ engine, domain: B_DOMAIN, depth, busyPoll: BUSY_POLL, dist: DIST, ref: REF, tlsDir: proto === 'https' ? tlsDir : undefined, heapProfile, perfData }, nodeArgs)
   try {
     const { url: bUrl } = await b.ask()
     await b.ask({ peers: [[A_DOMAIN, aUrl]] })
@@ -131,16 +136,20 @@ async function main () {
         if (round % 2 === 1) order.reverse()
         // This round's ceiling: the sleeping round-trip floor of one depth-sized batch, now.
         // Also its CPU floor: what the do-nothing echo side spent per batch round trip, per transaction.
+        // And node B's own socket pattern with no HTTP (the relay: two reads, two writes per batch).
         const floor = NO_FLOOR || !hasTaskset ? null : await batchFloor({ depth, trips: 600 })
+        const relay = NO_FLOOR || !hasTaskset ? null : await relayFloor({ depth, trips: 600 })
         const floorUs = floor === null ? null : +floor.rttUs.toFixed(1)
         const floorCpuUsPerTx = floor === null ? null : r2(floor.echoCpuUs / depth)
+        const relayCpuUsPerTx = relay === null ? null : r2(relay.echoCpuUs / depth)
         const ceilingTps = floorUs === null ? null : Math.round(depth / floorUs * 1e6)
-        if (floorUs !== null) console.error(`depth ${String(depth).padStart(2)} round ${round + 1}/${rounds} floor ${floorUs} us per batch round trip: ceiling ${ceilingTps} tx/s; the echo's CPU ${floorCpuUsPerTx} us per transaction`)
+        if (floorUs !== null) console.error(`depth ${String(depth).padStart(2)} round ${round + 1}/${rounds} floor ${floorUs} us per batch round trip: ceiling ${ceilingTps} tx/s; the echo's CPU ${floorCpuUsPerTx} us per transaction, the relay's (node B's socket pattern) ${relayCpuUsPerTx}`)
         for (const { engine, proto } of order) {
           const r = await oneRun({ engine, depth, proto, secs, warmup, body, tlsDir })
           r.round = round + 1
           r.floorUs = floorUs
           r.floorCpuUsPerTx = floorCpuUsPerTx
+          r.relayCpuUsPerTx = relayCpuUsPerTx
           r.ceilingTps = ceilingTps
           r.ceilingShare = ceilingTps === null ? null : +(r.tps / ceilingTps).toFixed(3)
           runs.push(r)
@@ -174,6 +183,7 @@ async function main () {
         aWritesPerTx: r2(median(rs.map((r) => r.aWritesPerTx))),
         floorUs: median(rs.map((r) => r.floorUs)),
         floorCpuUsPerTx: rs.some((r) => r.floorCpuUsPerTx == null) ? null : r2(median(rs.map((r) => r.floorCpuUsPerTx))),
+        relayCpuUsPerTx: rs.some((r) => r.relayCpuUsPerTx == null) ? null : r2(median(rs.map((r) => r.relayCpuUsPerTx))),
         ceilingTps: median(rs.map((r) => r.ceilingTps)),
         ceilingShare: median(rs.map((r) => r.ceilingShare)),
         errors: rs.reduce((s, r) => s + r.errors, 0),
@@ -236,16 +246,17 @@ async function main () {
       ceiling: d16?.ours?.ceilingShare != null ? { depth: 16, minShare: 0.85, share: d16.ours.ceilingShare, ceilingTps: d16.ours.ceilingTps, floorUs: d16.ours.floorUs, met: d16.ours.ceilingShare >= 0.85 } : null,
       p99VsRef: d16?.overRef != null ? { depth: 16, maxRatio: 1, ratio: d16.overRef.p99us, met: d16.overRef.p99us <= 1 } : null,
       // floorCpuUsPerTx: the same run's do-nothing node:net echo (one sleep, read and write per
-      // batch; node B has two of each): where the target sits against the machine's own cost.
-      bCpu16: d16?.ours != null ? { depth: 16, maxUsPerTx: 3, usPerTx: d16.ours.bCpuUsPerTx, floorCpuUsPerTx: d16.ours.floorCpuUsPerTx, met: d16.ours.bCpuUsPerTx <= 3 } : null,
-      bCpu64: d64?.ours != null ? { depth: 64, maxUsPerTx: 2.5, usPerTx: d64.ours.bCpuUsPerTx, floorCpuUsPerTx: d64.ours.floorCpuUsPerTx, met: d64.ours.bCpuUsPerTx <= 2.5 } : null,
+      // batch); relayCpuUsPerTx: the do-nothing relay with node B's two reads and two writes per
+      // batch: where the target sits against the machine's own cost.
+      bCpu16: d16?.ours != null ? { depth: 16, maxUsPerTx: 3, usPerTx: d16.ours.bCpuUsPerTx, floorCpuUsPerTx: d16.ours.floorCpuUsPerTx, relayCpuUsPerTx: d16.ours.relayCpuUsPerTx, met: d16.ours.bCpuUsPerTx <= 3 } : null,
+      bCpu64: d64?.ours != null ? { depth: 64, maxUsPerTx: 2.5, usPerTx: d64.ours.bCpuUsPerTx, floorCpuUsPerTx: d64.ours.floorCpuUsPerTx, relayCpuUsPerTx: d64.ours.relayCpuUsPerTx, met: d64.ours.bCpuUsPerTx <= 2.5 } : null,
       busyPoll: d16?.pollTpsRatio != null ? { depth: 16, busyPollMicros: BUSY_POLL, minTpsRatio: 5, tpsRatio: d16.pollTpsRatio, met: d16.pollTpsRatio >= 5 } : null
     }
     const say = (t, text) => { if (t !== null) console.log(`target ${text}: ${t.met ? 'MET' : 'MISSED'}`) }
     console.log('')
     say(targets.ceiling, `depth 16, ours >= 0.85 of the sleeping ceiling (${targets.ceiling?.ceilingTps} tx/s = 16 / ${targets.ceiling?.floorUs} us): ${targets.ceiling?.share}`)
     say(targets.p99VsRef, `depth 16, p99 no worse than ref: ratio ${targets.p99VsRef?.ratio}`)
-    const floorNote = (t) => t?.floorCpuUsPerTx != null ? ` (a do-nothing node:net echo sleeping once per batch: ${t.floorCpuUsPerTx})` : ''
+    const floorNote = (t) => t?.floorCpuUsPerTx != null ? ` (a do-nothing node:net echo sleeping once per batch: ${t.floorCpuUsPerTx}; a do-nothing relay with node B's reads and writes: ${t.relayCpuUsPerTx})` : ''
     say(targets.bCpu16, `node B <= 3 cpu-us/tx at depth 16: ${targets.bCpu16?.usPerTx}${floorNote(targets.bCpu16)}`)
     say(targets.bCpu64, `node B <= 2.5 cpu-us/tx at depth 64: ${targets.bCpu64?.usPerTx}${floorNote(targets.bCpu64)}`)
     say(targets.busyPoll, `busy polling, depth 16, >= 5x baseline: ${targets.busyPoll?.tpsRatio}x`)
@@ -310,6 +321,7 @@ async function main () {
 
   if (PROFILE) out.profile = await profileB(Number(opt('profile-depth', 16)), secs, warmup, body)
   if (HEAP_PROFILE) out.heapProfile = await heapProfileB(Number(opt('profile-depth', 16)), secs, warmup, body)
+  if (PERF) out.perf = await perfB(Number(opt('profile-depth', 16)), secs, warmup, body)
 
   mkdirSync(join(here, 'results'), { recursive: true })
   // --out FILE: write elsewhere (experiments must not overwrite the suite's results).
@@ -332,6 +344,26 @@ async function profileB (depth, secs, warmup, body) {
   console.log('  % busy   us/tx   function')
   for (const x of top) console.log(`${String(x.pctOfBusy).padStart(7)}% ${String(x.usPerTx).padStart(7)}   ${x.fn}`)
   return { depth, tpsUnderProfiler: r.tps, windowUs: r.bWindowUs, transactions: r.transactions, busyShare: +(busy / Math.max(1, total)).toFixed(2), sampledUsPerTx: +(busy / tx).toFixed(2), file: join('bench/results/prof-e2e', file), top }
+}
+
+/** Run ours at `depth` with node B under `perf record`; print where its CPU per transaction goes. */
+async function perfB (depth, secs, warmup, body) {
+  if (!hasPerf()) {
+    console.log('\n--perf: perf not found (Debian: apt-get install linux-perf); skipped')
+    return null
+  }
+  const dir = join(here, 'results', 'prof-e2e')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'node-b.perf.data')
+  const engine = String(opt('profile-engine', 'ours'))
+  const r = await oneRun({ engine, depth, proto: 'http', secs: Math.max(secs, 3), warmup, body, perfData: file, nodeArgs: ['--perf-basic-prof'] })
+  const split = perfSplit(file, r.bCpuUsPerTx)
+  console.log(`\nnode B under perf (${engine}, depth ${depth}, ${r.tps} tps, ${r.bCpuUsPerTx} cpu-us/tx; ${split.samples} samples):`)
+  console.log('  share  us/tx   where')
+  for (const x of split.groups) console.log(`${String(x.pct).padStart(6)}% ${String(x.usPerTx).padStart(6)}   ${x.group}`)
+  console.log('  top symbols:')
+  for (const x of split.top) console.log(`${String(x.pct).padStart(6)}% ${String(x.usPerTx).padStart(6)}   ${x.sym}`)
+  return { depth, engine, tps: r.tps, bCpuUsPerTx: r.bCpuUsPerTx, ...split }
 }
 
 /** Run ours at `depth` with V8's sampling heap profiler in node B; print bytes allocated per transaction by site. */

@@ -130,7 +130,9 @@ export async function makeNode (mods, { engine, domain, depth, busyPoll = 0, tls
  */
 export class NodeB {
   constructor (config, nodeArgs = []) {
-    const args = [...nodeArgs, join(here, 'node-b.mjs'), JSON.stringify(config)]
+    // SSP_BENCH_B_NODE_ARGS: extra node flags for node B only (experiments: --trace-deopt, ...).
+    const extra = (process.env.SSP_BENCH_B_NODE_ARGS ?? '').split(' ').filter((x) => x !== '')
+    const args = [...extra, ...nodeArgs, join(here, 'node-b.mjs'), JSON.stringify(config)]
     this.child = hasTaskset
       ? spawn('taskset', ['-c', process.env.SSP_BENCH_B_CORE ?? '1', process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       : spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -342,4 +344,43 @@ export function heapTop (file, transactions, count = 30) {
   const top = [...bySite.entries()].sort((x, y) => y[1] - x[1]).slice(0, count)
     .map(([fn, b]) => ({ fn, pct: Math.round((b / Math.max(1, totalBytes)) * 1000) / 10, bytesPerTx: Math.round(b / tx) }))
   return { totalBytes, top }
+}
+
+/** Is Linux perf usable here (installed, and allowed to sample a process of this user)? */
+export function hasPerf () {
+  return spawnSync('perf', ['--version'], { stdio: 'ignore' }).status === 0
+}
+
+/**
+ * Where a process's CPU went, from `perf record -g` data of it (node run with
+ * --perf-basic-prof, so JIT code has names): each sampled symbol (self time) in one
+ * group, by what owns it, and the top symbols; µs per transaction = share x `usPerTx`.
+ */
+export function perfSplit (file, usPerTx, count = 25) {
+  const out = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', 'dso,sym', '-g', 'none', '--stdio', '--percent-limit', '0'], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  const rows = []
+  for (const line of (out.stdout ?? '').split('\n')) {
+    const m = /^\s+([\d.]+)%\s+(\S.*?)\s+\[([.k])\]\s+(.*)$/.exec(line)
+    if (m !== null) rows.push({ pct: Number(m[1]), dso: m[2].trim(), kernel: m[3] === 'k', sym: m[4].trim() })
+  }
+  const samples = Number(/Samples: (\d+)/.exec(out.stdout ?? '')?.[1] ?? 0) || rows.length
+  const group = (r) => {
+    if (r.kernel) return 'kernel (syscalls, TCP, scheduler)'
+    const s = r.sym
+    if (/wasm-function|wasm-to-js|js-to-wasm/.test(s)) return 'llhttp (WebAssembly)'
+    if (/Scaveng|MarkCompact|ConcurrentMarking|Heap::|GCTracer|Sweeper|MinorMC|Evacuat|RecordWrite/.test(s)) return 'GC (V8 heap)'
+    const f = /(dist\/(wire|ssp|cli|conformance)\/[\w-]+\.js)/.exec(s)
+    if (f !== null) return `ours: ${f[1]}`
+    if (/node:internal|node:events|node:buffer|node:net|node:stream|node:timers/.test(s)) return "Node's JS (streams, buffers, timers)"
+    if (/^JS:|Builtins_|RegExp:/.test(s)) return 'V8 builtins and other JS'
+    if (r.dso.startsWith('libc')) return 'libc (memcpy, malloc)'
+    return "Node's and V8's C++ (libuv, StreamBase, API calls)"
+  }
+  const byGroup = new Map()
+  for (const r of rows) byGroup.set(group(r), (byGroup.get(group(r)) ?? 0) + r.pct)
+  const us = (pct) => Math.round(pct / 100 * usPerTx * 100) / 100
+  const groups = [...byGroup.entries()].sort((a, b) => b[1] - a[1]).map(([g, pct]) => ({ group: g, pct: Math.round(pct * 10) / 10, usPerTx: us(pct) }))
+  const top = rows.slice().sort((a, b) => b.pct - a.pct).slice(0, count)
+    .map((r) => ({ sym: r.sym.replace(/file:\/\/\/.*\/(dist|node_modules)\//, '$1/'), pct: r.pct, usPerTx: us(r.pct) }))
+  return { samples, groups, top }
 }

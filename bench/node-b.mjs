@@ -8,7 +8,12 @@
 // With config.heapProfile (a file path), V8's sampling heap profiler runs from 'mark' to
 // 'stats', counting objects the GC has already collected too (so it shows what is
 // allocated per transaction, not what stays live), and the profile is written there.
+// With config.perfData (a file path; run with --perf-basic-prof), `perf record -g` samples
+// this process from 'mark' to 'stats' and writes there: a profile that, unlike V8's
+// --cpu-prof on this pinned core, is not biased towards the moments the process sleeps.
 // Every node answers a request with the same SendMessageResponse primitive.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { engineModules, makeNode, readTls, within } from './harness.mjs'
@@ -28,8 +33,13 @@ const { node, url } = await makeNode(mods, {
 const hrUs = () => Number(process.hrtime.bigint() / 1000n)
 let cpu0 = process.cpuUsage()
 let inspector = null
+let perf = null
 process.on('message', async (m) => {
   if (m === 'mark') {
+    if (config.perfData !== undefined) {
+      perf = spawn('perf', ['record', '-q', '-F', '2000', '-g', '-p', String(process.pid), '-o', config.perfData], { stdio: 'ignore' })
+      await new Promise((resolve) => setTimeout(resolve, 300)) // attached before the window starts
+    }
     if (config.heapProfile !== undefined) {
       inspector = new Session()
       inspector.connect()
@@ -39,6 +49,12 @@ process.on('message', async (m) => {
     process.send({ marked: true, hrUs: hrUs() })
   } else if (m === 'stats') {
     const c = process.cpuUsage(cpu0)
+    if (perf !== null) {
+      const exited = once(perf, 'exit')
+      perf.kill('SIGINT')
+      await exited
+      perf = null
+    }
     const mem = process.memoryUsage()
     const s = node.getStats()
     if (inspector !== null) {

@@ -174,6 +174,29 @@ t.test('ResponseFramer: limits, malformed input, EOF', async t => {
 
 // ------------------------------------------------------------------ against node:http
 
+t.test('against node:http: sessions switching on one client (and none) each get their own x-wv-sessionid', async t => {
+  // The client keeps the session-id line of the last session written; every switch must show.
+  const seen: Array<{ tid: string | undefined, sid: string | undefined, len: string | undefined }> = []
+  const srv = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      seen.push({ tid: req.headers['x-wv-transactionid'] as string | undefined, sid: req.headers['x-wv-sessionid'] as string | undefined, len: req.headers['content-length'] })
+      res.end()
+    })
+  })
+  await new Promise<void>(resolve => srv.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { srv.closeAllConnections(); srv.close() })
+  const client = newClient(t, `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}/ssp`, { maxQueued: 1000 })
+  const sids = ['S1first', 'S2secondLongerId', undefined, 'S1first', 'S1first', undefined, undefined, 'S3']
+  const want = Array.from({ length: 40 }, (_, i) => ({ tid: `T${i}x${'y'.repeat(i % 7)}`, sid: sids[i % sids.length], len: String(`<m>${i}</m>`.length) }))
+  const out = await new Promise<Array<WireRequestError | null>>(resolve => {
+    const errs: Array<WireRequestError | null> = []
+    want.forEach((w, i) => client.write(`<m>${i}</m>`, w.tid, w.sid, false, (err) => { errs.push(err); if (errs.length === want.length) resolve(errs) }))
+  })
+  t.ok(out.every(e => e === null), 'all acknowledged')
+  t.same(seen, want, 'each request carried its own ids and length, in order')
+})
+
 t.test('against node:http: 300 pipelined POSTs, all acknowledged, headers exactly as the binding says', async t => {
   const seen: Array<{ tid: string | undefined, sid: string | undefined, ct: string | undefined, len: string | undefined, body: string }> = []
   const srv = http.createServer((req, res) => {

@@ -386,11 +386,12 @@ export class SspNode extends EventEmitter {
    * `x-wv-*` headers. With `envelope: 'raw'` it is the whole message, or a
    * function that builds it from the ids the node chose.
    */
-  request (peerDomain: string, body: Primitive | RawBody, opts: RequestOptions = {}): Promise<Answer> {
+  request (peerDomain: string, body: Primitive | RawBody, opts?: RequestOptions): Promise<Answer> {
     if (this.closing !== undefined) return Promise.reject(createError('SSP_ERR_NODE_CLOSED'))
     const peer = this.peerFor(peerDomain)
-    const timeout = opts.timeout ?? this.options.transactionTimeout
-    if (opts.notification === true) {
+    // (No `= {}` default: that is an object per call on the hot path.)
+    const timeout = opts?.timeout ?? this.options.transactionTimeout
+    if (opts?.notification === true) {
       const s = peer.provider
       if (s === undefined || s.ended) return Promise.reject(createError('SSP_ERR_SESSION_CLOSED', { message: `no session provided to ${peer.domain}` }))
       return this.transact(s, body, timeout)

@@ -363,13 +363,16 @@ export function perfSplit (file, usPerTx, count = 25) {
     const m = /^\s+([\d.]+)%\s+(\S.*?)\s+\[([.k])\]\s+(.*)$/.exec(line)
     if (m !== null) rows.push({ pct: Number(m[1]), dso: m[2].trim(), kernel: m[3] === 'k', sym: m[4].trim() })
   }
-  const samples = Number(/Samples: (\d+)/.exec(out.stdout ?? '')?.[1] ?? 0) || rows.length
+  // perf prints the count rounded, as "Samples: 4K of event ..."
+  const sm = /Samples: ([\d.]+)([KM]?) /.exec(out.stdout ?? '')
+  const samples = sm === null ? rows.length : Math.round(Number(sm[1]) * (sm[2] === 'K' ? 1e3 : sm[2] === 'M' ? 1e6 : 1))
   const group = (r) => {
     if (r.kernel) return 'kernel (syscalls, TCP, scheduler)'
     const s = r.sym
     if (/wasm-function|wasm-to-js|js-to-wasm/.test(s)) return 'llhttp (WebAssembly)'
     if (/Scaveng|MarkCompact|ConcurrentMarking|Heap::|GCTracer|Sweeper|MinorMC|Evacuat|RecordWrite/.test(s)) return 'GC (V8 heap)'
-    const f = /(dist\/(wire|ssp|cli|conformance)\/[\w-]+\.js)/.exec(s)
+    // (dist/ or another build's copy of it, e.g. dist-base/)
+    const f = /dist[\w-]*\/((wire|ssp|cli|conformance)\/[\w-]+\.js)/.exec(s)
     if (f !== null) return `ours: ${f[1]}`
     if (/node:internal|node:events|node:buffer|node:net|node:stream|node:timers/.test(s)) return "Node's JS (streams, buffers, timers)"
     if (/^JS:|Builtins_|RegExp:/.test(s)) return 'V8 builtins and other JS'
@@ -381,6 +384,6 @@ export function perfSplit (file, usPerTx, count = 25) {
   const us = (pct) => Math.round(pct / 100 * usPerTx * 100) / 100
   const groups = [...byGroup.entries()].sort((a, b) => b[1] - a[1]).map(([g, pct]) => ({ group: g, pct: Math.round(pct * 10) / 10, usPerTx: us(pct) }))
   const top = rows.slice().sort((a, b) => b.pct - a.pct).slice(0, count)
-    .map((r) => ({ sym: r.sym.replace(/file:\/\/\/.*\/(dist|node_modules)\//, '$1/'), pct: r.pct, usPerTx: us(r.pct) }))
+    .map((r) => ({ sym: r.sym.replace(/file:\/\/\/.*\/(dist[\w-]*|node_modules)\//, '$1/'), pct: r.pct, usPerTx: us(r.pct) }))
   return { samples, groups, top }
 }

@@ -5,6 +5,9 @@
 //   npm run build && node bench/client.mjs
 //   options: --rounds 5 --secs 2 --depth 16 --window 32 --body 380 --busy-poll 200
 //            --placement cross,same
+//            --ref DIR   add engine "ref": WireClient from another build (e.g. the last
+//                        commit's dist/), default options, in the same rounds; ratios
+//                        ours/ref of req/s and client CPU per request are printed
 //
 // Three engines send the same 380-byte SSP POST (Content-Type, x-wv-transactionid,
 // x-wv-sessionid, Content-Length) to the SAME server: WireClient with default
@@ -34,7 +37,7 @@
 // Writes bench/results/client.json.
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import os from 'node:os'
@@ -53,7 +56,8 @@ const { has, opt: optStr, num: opt } = benchArgs(import.meta.url, {
   window: { type: 'string' },
   'busy-poll': { type: 'string' },
   body: { type: 'string' },
-  placement: { type: 'string' }
+  placement: { type: 'string' },
+  ref: { type: 'string' }
 })
 
 // ================================================================== child: the server
@@ -154,6 +158,8 @@ function sspBody (size) {
 
 async function main () {
   const { WireClient } = await import(join(root, 'dist/wire/client.js'))
+  const refDir = optStr('ref', '')
+  const RefClient = refDir === '' ? null : (await import(join(resolvePath(refDir), 'wire/client.js'))).WireClient
   const { Client } = await import('undici')
   const hdr = await import('hdr-histogram-js')
   const build = hdr.default?.build ?? hdr.build
@@ -234,6 +240,7 @@ async function main () {
   const OURS = 'ssp-transport WireClient'
   const OURS_POLL = `ssp-transport WireClient, busyPollMicros ${busyPoll}`
   const UNDICI = `undici ${undiciVersion} Client`
+  const REF = 'ref: WireClient of --ref'
   const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 
   async function measurePlacement (placement) {
@@ -267,6 +274,14 @@ async function main () {
     })
 
     const engines = [oursRunner, pollRunner, undiciRunner]
+    let refClient = null
+    if (RefClient !== null) {
+      refClient = new RefClient(`${origin}/ssp`, { pipelineDepth: depth, maxQueued: window * 2 })
+      let refRunner
+      const refCb = (err) => refRunner.complete(err)
+      refRunner = makeRunner(REF, (tid) => { refClient.write(body, tid, 'S42', false, refCb) })
+      engines.push(refRunner)
+    }
     // warm-up (JIT, connections)
     for (const e of engines) await e.run(Math.min(1000, secs * 500))
     await serverStats(child)
@@ -296,7 +311,7 @@ async function main () {
       }
       perRound.push(row)
       const f = (n) => `${row[n].reqPerSec} req/s p99 ${row[n].p99us} us ${row[n].clientCpuUsPerReq} cpu-us/req`
-      console.error(`${placement} round ${round + 1}/${rounds}: ours ${f(OURS)} | ours+poll ${f(OURS_POLL)} | undici ${f(UNDICI)}`)
+      console.error(`${placement} round ${round + 1}/${rounds}: ours ${f(OURS)} | ours+poll ${f(OURS_POLL)} | undici ${f(UNDICI)}${row[REF] ? ` | ref ${f(REF)}` : ''}`)
     }
 
     const summary = engines.map((e) => ({
@@ -318,6 +333,12 @@ async function main () {
       pollRatio: ratioOf(OURS_POLL, 'reqPerSec'),
       pollP99Ratio: ratioOf(OURS_POLL, 'p99us'),
       rounds: perRound
+    }
+    if (refClient !== null) {
+      const vsRef = (field) => +median(perRound.map((r) => r[OURS][field] / r[REF][field])).toFixed(3)
+      result.overRef = { build: refDir, reqPerSec: vsRef('reqPerSec'), clientCpuUsPerReq: vsRef('clientCpuUsPerReq'), p99us: vsRef('p99us') }
+      console.error(`${placement}: ours / ref (${refDir}), median of per-round ratios: req/s ${result.overRef.reqPerSec}x, client CPU per request ${result.overRef.clientCpuUsPerReq}, p99 ${result.overRef.p99us}`)
+      await refClient.close()
     }
     await wire.close()
     await wirePoll.close()

@@ -9,6 +9,7 @@
 //            --dist DIR  "ours" from another build (a patched copy of dist/), to evaluate a source change
 //            --ref DIR   add engine "ref": the same SspNodes from another build (e.g. the last commit's
 //                        dist/), measured in the same rounds as "ours"; ratios ours/ref are reported
+//                        (engine "ref-poll": that build with busy polling, against ours-poll)
 //            --no-floor  skip the per-round round-trip floor and its CPU (bench/wake-floor.mjs batchFloor)
 //            --out FILE  write the JSON there instead of bench/results/ (for experiments)
 //            --profile   afterwards, run ours (--profile-engine ours-poll: with busy polling) at depth 16
@@ -207,15 +208,20 @@ async function main () {
       const oursPoll = cell(pick((r) => r.depth === depth && r.engine === 'ours-poll'))
       const baseline = cell(pick((r) => r.depth === depth && r.engine === 'baseline'))
       const ref = cell(pick((r) => r.depth === depth && r.engine === 'ref'))
+      const refPoll = cell(pick((r) => r.depth === depth && r.engine === 'ref-poll'))
       const vsRef = (field) => ref ? roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'ref', field) : null
+      const vsRefPoll = (field) => refPoll && oursPoll ? roundRatio((r) => r.depth === depth && r.engine === 'ours-poll', (r) => r.depth === depth && r.engine === 'ref-poll', field) : null
       return {
         depth,
         ours,
         oursPoll,
         baseline,
         ref,
+        refPoll,
         // ours / ref (the other build), per round, median: the before/after of a source change
         overRef: ref ? { tps: vsRef('tps'), p99us: vsRef('p99us'), bCpuUsPerTx: vsRef('bCpuUsPerTx'), bSleepsPerTx: vsRef('bSleepsPerTx') } : null,
+        // ours-poll / ref-poll: the same with busy polling on both builds
+        overRefPoll: refPoll && oursPoll ? { tps: vsRefPoll('tps'), p99us: vsRefPoll('p99us'), bCpuUsPerTx: vsRefPoll('bCpuUsPerTx') } : null,
         pollTpsRatio: oursPoll ? roundRatio((r) => r.depth === depth && r.engine === 'ours-poll', (r) => r.depth === depth && r.engine === 'baseline', 'tps') : null,
         pollP99Ratio: oursPoll ? roundRatio((r) => r.depth === depth && r.engine === 'ours-poll', (r) => r.depth === depth && r.engine === 'baseline', 'p99us') : null,
         tpsRatio: roundRatio((r) => r.depth === depth && r.engine === 'ours', (r) => r.depth === depth && r.engine === 'baseline', 'tps'),
@@ -230,7 +236,7 @@ async function main () {
     console.log(`${machineInfo.cpu}, ${machineInfo.nproc} CPUs, node ${process.version}\n`)
     console.log('depth  engine     tps  (best)  of ceiling   p50 us   p99 us   p99.9 us   B cpu-us/tx   B/A sleeps per batch   tps ratio (best)  p99 ratio')
     for (const t of table) {
-      for (const [name, c] of [['ref', t.ref], ['ours', t.ours], ['ours-poll', t.oursPoll], ['baseline', t.baseline]]) {
+      for (const [name, c] of [['ref', t.ref], ['ours', t.ours], ['ref-poll', t.refPoll], ['ours-poll', t.oursPoll], ['baseline', t.baseline]]) {
         if (c === null) continue
         const perBatch = (x) => x === null ? '?' : (x * t.depth).toFixed(2)
         console.log(`${String(t.depth).padStart(5)}  ${name.padEnd(9)} ${String(c.tps).padStart(7)} ${('(' + c.tpsBest + ')').padStart(8)} ${String(c.ceilingShare ?? '–').padStart(11)} ${String(c.p50us).padStart(8)} ${String(c.p99us).padStart(8)} ${String(c.p999us).padStart(10)} ${String(c.bCpuUsPerTx).padStart(13)} ${(perBatch(c.bSleepsPerTx) + ' / ' + perBatch(c.aSleepsPerTx)).padStart(22)}` +
@@ -239,6 +245,7 @@ async function main () {
       }
       if (t.oursPoll !== null) console.log(`       (ours-poll: the same SspNodes with busyPollMicros ${BUSY_POLL} on both nodes)`)
       if (t.overRef !== null) console.log(`       ours / ref (${REF}), median of per-round ratios: tps ${t.overRef.tps}x, p99 ${t.overRef.p99us}, B cpu/tx ${t.overRef.bCpuUsPerTx}, B sleeps/tx ${t.overRef.bSleepsPerTx}`)
+      if (t.overRefPoll !== null) console.log(`       ours-poll / ref-poll (${REF}), median of per-round ratios: tps ${t.overRefPoll.tps}x, p99 ${t.overRefPoll.p99us}, B cpu/tx ${t.overRefPoll.bCpuUsPerTx}`)
     }
     const d64 = table.find((t) => t.depth === 64)
     // Issue 15's targets, each a ratio measured in this run.

@@ -99,18 +99,19 @@ export function makeCert () {
 
 /**
  * Build and start one node of either engine.
- * engine: 'ours' | 'ours-poll' | 'ref' (an SspNode from mods.ours / mods.ref) or 'baseline'.
+ * engine: 'ours' | 'ours-poll' | 'ref' | 'ref-poll' (an SspNode from mods.ours / mods.ref; -poll:
+ * with busyPollMicros) or 'baseline'.
  * server: extra SspNode `server` options (e.g. maxBodyBytes for large bodies).
  */
 export async function makeNode (mods, { engine, domain, depth, busyPoll = 0, tls, handler, server }) {
-  if (engine === 'ours' || engine === 'ours-poll' || engine === 'ref') {
-    const Node = (engine === 'ref' ? mods.ref : mods.ours).SspNode
+  if (engine === 'ours' || engine === 'ours-poll' || engine === 'ref' || engine === 'ref-poll') {
+    const Node = (engine.startsWith('ref') ? mods.ref : mods.ours).SspNode
     const node = new Node({
       domain,
       resolver: false,
       handler,
       listen: [{ port: 0, host: '127.0.0.1', tls }],
-      busyPollMicros: engine === 'ours-poll' ? busyPoll : 0,
+      busyPollMicros: engine.endsWith('-poll') ? busyPoll : 0,
       client: { pipelineDepth: depth, ...(tls !== undefined ? { ca: tls.cert } : {}) },
       ...(server !== undefined ? { server } : {})
     })

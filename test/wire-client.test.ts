@@ -319,6 +319,51 @@ t.test('a batch is one socket write; a body over 16 KiB goes out uncopied betwee
   t.ok(srv.requests[17]!.body.equals(big) && srv.requests[18]!.body.equals(tail), 'bytes arrive as sent')
 })
 
+t.test('busy polling: a part batch is written as soon as busyPollBatch requests wait, the rest at the end of the turn', async t => {
+  const srv = await scriptedServer(t, () => OK)
+  const spy = (port: number): { calls: Buffer[], restore: () => void } => {
+    const calls: Buffer[] = []
+    const proto = net.Socket.prototype as unknown as { write: (...a: unknown[]) => boolean }
+    const orig = proto.write
+    proto.write = function (this: net.Socket, ...a: unknown[]) {
+      if (this.remotePort === port) calls.push(a[0] as Buffer)
+      return orig.apply(this, a)
+    }
+    return { calls, restore: () => { proto.write = orig } }
+  }
+  const heads = (b: Buffer): number => b.toString('latin1').split('POST ').length - 1
+  // [options, requests written in one turn, requests per socket write while the turn writes them, and by its end]
+  const cases: Array<[WireClientOptions, number, number[], number[]]> = [
+    [{ pipelineDepth: 32, busyPollMicros: 50, busyPollBatch: 4 }, 10, [4, 4], [4, 4, 2]],
+    [{ pipelineDepth: 16, busyPollMicros: 50 }, 16, [8, 8], [8, 8]], // default: half the depth
+    [{ pipelineDepth: 64, busyPollMicros: 50 }, 40, [16, 16], [16, 16, 8]], // default above 16: a quarter
+    [{ pipelineDepth: 32, busyPollMicros: 50, busyPollBatch: 0 }, 10, [], [10]], // 0: once per turn
+    [{ pipelineDepth: 32, busyPollBatch: 4 }, 10, [], [10]], // no busy polling: once per turn
+    [{ pipelineDepth: 6, busyPollMicros: 50, busyPollBatch: 4 }, 10, [4, 2], [4, 2]] // never past the depth: the rest after 200s
+  ]
+  for (const [opts, n, during, byEnd] of cases) {
+    const client = newClient(t, srv.url, opts)
+    await client.connect()
+    const s = spy(srv.port)
+    const before = srv.requests.length
+    const tids = range(n, `P${byEnd.join('')}x`)
+    const done = sendAll(client, tids)
+    const duringTurn = s.calls.map(heads)
+    // The end-of-turn flush is a nextTick queued by the first write: this one runs after it.
+    await new Promise<void>(resolve => process.nextTick(resolve))
+    const endOfTurn = s.calls.map(heads)
+    const out = await done
+    s.restore()
+    const label = JSON.stringify(opts)
+    t.same(duringTurn, during, `${label}: written during the turn: ${during.join(' + ') || 'nothing'}`)
+    t.same(endOfTurn, byEnd, `${label}: by its end: ${byEnd.join(' + ')}`)
+    t.ok(out.every(o => o.err === null && o.status === 200), `${label}: all acknowledged`)
+    t.same(srv.requests.slice(before).map(r => r.headers['x-wv-transactionid']), tids, `${label}: in order`)
+    await client.close()
+  }
+  t.throws(() => new WireClient(srv.url, { busyPollBatch: -1 }), { code: 'SSP_ERR_INVALID_ARGUMENT' }, 'busyPollBatch -1 refused')
+})
+
 // ------------------------------------------------------------------ pipelining and backpressure
 
 t.test('writes up to pipelineDepth without waiting for answers, never more', async t => {

@@ -364,6 +364,29 @@ t.test('busy polling: a part batch is written as soon as busyPollBatch requests 
   t.throws(() => new WireClient(srv.url, { busyPollBatch: -1 }), { code: 'SSP_ERR_INVALID_ARGUMENT' }, 'busyPollBatch -1 refused')
 })
 
+t.test('busy polling: a part batch written from inside write() never emits drain there', async t => {
+  const srv = await scriptedServer(t, () => OK)
+  const client = newClient(t, srv.url, { pipelineDepth: 32, busyPollMicros: 50, busyPollBatch: 2, queueHighWater: 2 })
+  await client.connect()
+  let inside = false
+  const drains: boolean[] = []
+  client.on('drain', () => { drains.push(inside) })
+  const results: boolean[] = []
+  const done = new Promise<void>(resolve => {
+    let n = 0
+    const cb = (): void => { if (++n === 6) resolve() }
+    for (const tid of range(6, 'D')) {
+      inside = true
+      results.push(client.write('<m/>', tid, 'S1', false, cb))
+      inside = false
+    }
+  })
+  await done
+  t.same(results.slice(0, 2), [true, false], 'the second write reaches queueHighWater')
+  t.ok(drains.length >= 1, 'drain came')
+  t.same(drains.filter(x => x), [], 'and never from inside write()')
+})
+
 // ------------------------------------------------------------------ pipelining and backpressure
 
 t.test('writes up to pipelineDepth without waiting for answers, never more', async t => {

@@ -538,7 +538,7 @@ export class WireClient extends EventEmitter {
     if (this.state === C_CONNECTED) {
       // Busy polling: the peer is awake, so a part batch goes now and it starts on it
       // while this turn produces the rest (native-notes section 12).
-      if (waiting + 1 >= this.flushAt && this.pendingIdx - this.runningIdx < this.depth) this._flush()
+      if (waiting + 1 >= this.flushAt && this.pendingIdx - this.runningIdx < this.depth) this._flush(true)
       if (!this.flushScheduled) {
         this.flushScheduled = true
         process.nextTick(this.flushTick)
@@ -661,7 +661,7 @@ export class WireClient extends EventEmitter {
    * requests is one socket write (no writev of a chunk per request). Larger
    * bodies go out uncopied between the batch buffer's pieces, in one cork.
    */
-  _flush (): void {
+  _flush (inWrite = false): void {
     const conn = this.conn
     if (conn === null || !conn.connected || conn.peerClosing || this.barrier) return
     const sock = conn.sock
@@ -682,7 +682,8 @@ export class WireClient extends EventEmitter {
       backlog += head + own
       if (req.setup && conn.written === 0 && to === from + 1) { this.barrier = true; break }
     }
-    if (to === from) { this.maybeDrain(); return }
+    // From inside write() (a part batch) 'drain' waits for the turn's flush: never emitted within write().
+    if (to === from) { if (!inWrite) this.maybeDrain(); return }
     this.pendingIdx = to
     const buf = Buffer.allocUnsafe(copied)
     let off = 0
@@ -713,7 +714,7 @@ export class WireClient extends EventEmitter {
     if (corked) sock.uncork()
     this.stats.writes++
     if (this.busyPollMicros !== 0) pollAfterIo(this.busyPollMicros)
-    this.maybeDrain()
+    if (!inWrite) this.maybeDrain()
   }
 
   private maybeDrain (): void {

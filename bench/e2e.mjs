@@ -46,7 +46,7 @@
 // and the load (closed loop: `depth` transactions outstanding) run here, pinned to core 0.
 // Rounds alternate the engines (order rotated per round); figures are medians over rounds,
 // ratios are medians of per-round ratios. Writes bench/results/e2e.json (https.json).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { benchArgs } from './args.mjs'
@@ -353,6 +353,11 @@ async function profileB (depth, secs, warmup, body) {
   return { depth, tpsUnderProfiler: r.tps, windowUs: r.bWindowUs, transactions: r.transactions, busyShare: +(busy / Math.max(1, total)).toFixed(2), sampledUsPerTx: +(busy / tx).toFixed(2), file: join('bench/results/prof-e2e', file), top }
 }
 
+/** kernel.perf_event_paranoid, or '?' */
+function readParanoid () {
+  try { return readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8').trim() } catch { return '?' }
+}
+
 /** Run ours at `depth` with node B under `perf record`; print where its CPU per transaction goes. */
 async function perfB (depth, secs, warmup, body) {
   if (!hasPerf()) {
@@ -365,6 +370,10 @@ async function perfB (depth, secs, warmup, body) {
   const engine = String(opt('profile-engine', 'ours'))
   const r = await oneRun({ engine, depth, proto: 'http', secs: Math.max(secs, 3), warmup, body, perfData: file, nodeArgs: ['--perf-basic-prof'] })
   const split = perfSplit(file, r.bCpuUsPerTx)
+  if (split.groups.length === 0) {
+    console.log(`\n--perf: perf recorded nothing of node B (is kernel.perf_event_paranoid above 1? it is ${readParanoid()})`)
+    return null
+  }
   console.log(`\nnode B under perf (${engine}, depth ${depth}, ${r.tps} tps, ${r.bCpuUsPerTx} cpu-us/tx; ${split.samples} samples):`)
   console.log('  share  us/tx   where')
   for (const x of split.groups) console.log(`${String(x.pct).padStart(6)}% ${String(x.usPerTx).padStart(6)}   ${x.group}`)

@@ -347,7 +347,7 @@ export function heapTop (file, transactions, count = 30) {
   return { totalBytes, top }
 }
 
-/** Is Linux perf usable here (installed, and allowed to sample a process of this user)? */
+/** Is Linux perf installed? (Whether it may sample is seen from what it recorded: perfSplit's samples.) */
 export function hasPerf () {
   return spawnSync('perf', ['--version'], { stdio: 'ignore' }).status === 0
 }

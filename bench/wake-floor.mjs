@@ -137,6 +137,34 @@ function startEcho (core, mode = ['--echo']) {
   })
 }
 
+/**
+ * The clock of a ping-pong of `trips` round trips: `start()` when the first leaves, `done()`
+ * per completed round trip. After the last, `done()` runs `finish` (close the sockets),
+ * resolves with the median µs per trip of 10 slices, and returns true.
+ */
+function tripClock (trips, resolve, finish) {
+  const slices = []
+  const per = Math.max(1, Math.floor(trips / 10))
+  let n = 0
+  let t0 = 0n
+  return {
+    start () { t0 = process.hrtime.bigint() },
+    done () {
+      n++
+      if (n % per === 0) {
+        const t = process.hrtime.bigint()
+        slices.push(Number(t - t0) / per / 1000)
+        t0 = t
+      }
+      if (n < trips) return false
+      finish()
+      const s = slices.sort((a, b) => a - b)
+      resolve(s[s.length >> 1])
+      return true
+    }
+  }
+}
+
 /** `trips` round trips of `out` bytes there and `back` bytes back; returns µs per trip (median of 10 slices). */
 function pingPong (port, out, back, trips) {
   return new Promise((resolve, reject) => {
@@ -144,32 +172,16 @@ function pingPong (port, out, back, trips) {
     msg.writeUInt32LE(msg.length, 0)
     msg.writeUInt32LE(back, 4)
     const sock = net.connect({ port, host: '127.0.0.1', noDelay: true })
-    const slices = []
-    const per = Math.max(1, Math.floor(trips / 10))
-    let n = 0
     let got = 0
-    let t0 = 0n
     const deadline = setTimeout(() => { sock.destroy(); reject(new Error('ping-pong overran 30 s')) }, 30_000)
+    const clock = tripClock(trips, resolve, () => { clearTimeout(deadline); sock.destroy() })
     sock.on('error', reject)
-    sock.on('connect', () => { t0 = process.hrtime.bigint(); sock.write(msg) })
+    sock.on('connect', () => { clock.start(); sock.write(msg) })
     sock.on('data', (d) => {
       got += d.length
       if (got < back) return
       got -= back
-      n++
-      if (n % per === 0) {
-        const t = process.hrtime.bigint()
-        slices.push(Number(t - t0) / per / 1000)
-        t0 = t
-      }
-      if (n >= trips) {
-        clearTimeout(deadline)
-        sock.destroy()
-        const s = slices.sort((a, b) => a - b)
-        resolve(s[s.length >> 1])
-      } else {
-        sock.write(msg)
-      }
+      if (!clock.done()) sock.write(msg)
     })
   })
 }
@@ -184,40 +196,23 @@ function relayPingPong (port, out, back, trips) {
   return new Promise((resolve, reject) => {
     const msg = Buffer.alloc(out, 0x42)
     const ack = Buffer.alloc(back, 0x41)
-    const slices = []
-    const per = Math.max(1, Math.floor(trips / 10))
-    let n = 0
     let got = 0
-    let t0 = 0n
     const c1 = net.connect({ port, host: '127.0.0.1', noDelay: true })
     let c2 = null
     const deadline = setTimeout(() => { c1.destroy(); c2?.destroy(); reject(new Error('relay ping-pong overran 30 s')) }, 30_000)
+    const clock = tripClock(trips, resolve, () => { clearTimeout(deadline); c1.destroy(); c2?.destroy() })
     c1.on('error', reject)
     c1.on('data', () => {}) // the relay's 200s
     c1.on('connect', () => {
       c2 = net.connect({ port, host: '127.0.0.1', noDelay: true })
       c2.on('error', reject)
-      c2.on('connect', () => { setTimeout(() => { t0 = process.hrtime.bigint(); c1.write(msg) }, 20) })
+      c2.on('connect', () => { setTimeout(() => { clock.start(); c1.write(msg) }, 20) })
       c2.on('data', (d) => {
         got += d.length
         if (got < out) return
         got -= out
         c2.write(ack)
-        n++
-        if (n % per === 0) {
-          const t = process.hrtime.bigint()
-          slices.push(Number(t - t0) / per / 1000)
-          t0 = t
-        }
-        if (n >= trips) {
-          clearTimeout(deadline)
-          c1.destroy()
-          c2.destroy()
-          const s = slices.sort((a, b) => a - b)
-          resolve(s[s.length >> 1])
-        } else {
-          c1.write(msg)
-        }
+        if (!clock.done()) c1.write(msg)
       })
     })
   })

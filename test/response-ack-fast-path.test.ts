@@ -3,10 +3,10 @@
 // Its events must be exactly llhttp's, however the reads split the stream, and
 // it must be taken in the case it exists for (a read of nothing but 200s).
 import t from 'tap'
-import fc from 'fast-check'
 import { ResponseFramer, type ResponseSink } from '../src/wire/response-framer.js'
 import { Parser } from '../src/wire/llhttp.js'
 import { ACK } from '../src/wire/replies.js'
+import { assertRandomSplits } from './helpers/splits.js'
 
 interface Seen { status: number, keepAlive: boolean, location: string | undefined, bodyBytes: number }
 interface Outcome { seen: Seen[], error: string | undefined }
@@ -86,15 +86,10 @@ t.test('a mixed answer stream gives llhttp\'s events, split at every byte bounda
   t.equal(bad, 0, `all ${MIXED.length - 1} two-piece splits agree`)
   const bytes = Array.from({ length: MIXED.length }, (_, i) => MIXED.subarray(i, i + 1))
   t.same(frame(bytes), { seen: MIXED_SEEN, error: undefined }, 'one byte per read')
-  fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: MIXED.length - 1 }), { maxLength: 16 }), cuts => {
-    const sorted = [...cuts].sort((a, b) => a - b)
-    const pieces: Buffer[] = []
-    let prev = 0
-    for (const c of sorted) { pieces.push(MIXED.subarray(prev, c)); prev = c }
-    pieces.push(MIXED.subarray(prev))
+  assertRandomSplits(MIXED, 16, 500, pieces => {
     const r = frame(pieces)
     return JSON.stringify(r.seen) === JSON.stringify(MIXED_SEEN) && r.error === undefined
-  }), { numRuns: 500 })
+  })
   t.pass('500 random multi-way splits agree')
 })
 

@@ -1,5 +1,4 @@
 import t from 'tap'
-import fc from 'fast-check'
 import * as http from 'node:http'
 import * as net from 'node:net'
 import * as tls from 'node:tls'
@@ -11,6 +10,7 @@ import { createWireServer } from '../src/wire/server.js'
 import { CONTENT_TYPE_12, CONTENT_TYPE_13 } from '../src/wire/header-bytes.js'
 import { OK, answer, scriptedServer, type ScriptedServer } from './helpers/client-scripted-server.js'
 import { makeCerts } from './helpers/client-certs.js'
+import { assertRandomSplits } from './helpers/splits.js'
 
 // ------------------------------------------------------------------ helpers
 
@@ -113,15 +113,10 @@ t.test('ResponseFramer: the answer stream split at EVERY byte boundary gives ide
 })
 
 t.test('ResponseFramer: random multi-way splits agree (fast-check)', async t => {
-  fc.assert(fc.property(fc.uniqueArray(fc.integer({ min: 1, max: STREAM.length - 1 }), { maxLength: 12 }), cuts => {
-    const sorted = [...cuts].sort((a, b) => a - b)
-    const pieces: Buffer[] = []
-    let prev = 0
-    for (const c of sorted) { pieces.push(STREAM.subarray(prev, c)); prev = c }
-    pieces.push(STREAM.subarray(prev))
+  assertRandomSplits(STREAM, 12, 300, pieces => {
     const r = frame(pieces)
     return JSON.stringify(r.seen) === JSON.stringify(STREAM_EXPECTED) && r.error === undefined
-  }), { numRuns: 300 })
+  })
   t.pass('300 random splits')
 })
 

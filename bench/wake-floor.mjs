@@ -69,9 +69,16 @@ function echo () {
       }
     })
   })
+  serveChild(server)
+}
+
+/**
+ * A child's server listens on loopback and reports its port; then 'mark' / 'cpu' give this
+ * process's CPU (user + system µs) between the two, so the caller learns what a do-nothing
+ * node:net peer spends per sleeping round trip; 'exit' ends it.
+ */
+function serveChild (server) {
   server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
-  // 'mark' / 'cpu': this process's CPU (user + system µs) between the two, so the
-  // caller learns what a do-nothing node:net peer spends per sleeping round trip.
   let cpu0 = process.cpuUsage()
   process.on('message', (m) => {
     if (m === 'exit') process.exit(0)
@@ -112,13 +119,7 @@ function relay (spec) {
       sock.on('data', () => {})
     }
   })
-  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
-  let cpu0 = process.cpuUsage()
-  process.on('message', (m) => {
-    if (m === 'exit') process.exit(0)
-    if (m === 'mark') { cpu0 = process.cpuUsage(); process.send({ marked: true }) }
-    if (m === 'cpu') { const c = process.cpuUsage(cpu0); process.send({ cpuUs: c.user + c.system, sysUs: c.system }) }
-  })
+  serveChild(server)
 }
 
 // ------------------------------------------------------------------ parent
